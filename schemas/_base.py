@@ -1,0 +1,298 @@
+"""The shared base of every provider's settings model.
+
+A provider model is a plain, frozen pydantic model: constructing one is on users' hot path
+(`get_client(OpenAISettings(...))` in a loop), so it costs a few microseconds. Environment
+fallbacks are a handful of ``os.environ`` reads in one validator, not a pydantic-settings
+source per object; pydantic-settings does the file and environment loading in `load_settings`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import math
+from collections.abc import Mapping
+from functools import cached_property
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError, core_schema
+
+from schemas._canonical import (
+    FORM_VERSION,
+    FrozenMap,
+    dumps,
+    fingerprint,
+    getenv,
+    is_secret_name,
+    normalize_url,
+    split_proxy,
+)
+
+# Fields that describe the HTTP transport. Clients whose transport fields are equal share one
+# connection pool; the canonical form groups them under "transport".
+TRANSPORT_FIELDS = ("proxy", "verify", "max_connections", "max_keepalive_connections", "keepalive_expiry")
+
+
+class _Frozen:
+    """Pydantic glue: validate a ``dict[str, str]`` and freeze it into a FrozenMap."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(
+            FrozenMap,
+            core_schema.dict_schema(core_schema.str_schema(), core_schema.str_schema()),
+            serialization=core_schema.plain_serializer_function_ser_schema(lambda m: m.to_dict()),
+        )
+
+
+StrMap = Annotated[Mapping[str, str], _Frozen()]
+"""A ``str -> str`` mapping, stored as an immutable FrozenMap."""
+
+_EMPTY = FrozenMap()
+_PLAIN, _SECRET, _TRANSPORT, _PROXY, _HEADERS, _QUERY, _TIMEOUT = (
+    "plain",
+    "secret",
+    "transport",
+    "proxy",
+    "headers",
+    "query",
+    "timeout",
+)
+
+
+class TimeoutParts(BaseModel):
+    """A timeout split into its phases, in seconds.
+
+    >>> OpenAISettings(timeout=TimeoutParts(connect=5, read=120))
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    connect: float = Field(5.0, gt=0, allow_inf_nan=False)
+    read: float = Field(600.0, gt=0, allow_inf_nan=False)
+    write: float = Field(600.0, gt=0, allow_inf_nan=False)
+    pool: float = Field(600.0, gt=0, allow_inf_nan=False)
+
+
+class ProviderSettings(BaseModel):
+    """Fields and behaviour shared by every provider's settings model.
+
+    Subclasses set ``provider``, the defaults that differ, and ``env_fallbacks``: the SDK's own
+    environment variables that fill fields left unset (``None`` counts as unset, as in the SDKs).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    env_fallbacks: ClassVar[Mapping[str, str]] = {}
+    """Field name -> environment variable read when the field is not given."""
+    _canonical_plan: ClassVar[tuple[tuple[str, str], ...]] = ()
+    _field_names: ClassVar[frozenset[str]] = frozenset()
+
+    provider: str
+    api_key: SecretStr | None = None
+    api_key_env: str | None = Field(
+        None, description="Name of the environment variable holding the key; not part of the hash."
+    )
+    base_url: str | None = None
+    timeout: float | TimeoutParts = Field(600.0, description="Seconds, or a TimeoutParts.")
+    max_retries: int = Field(2, ge=0, le=100)
+    default_headers: StrMap = Field(default=_EMPTY)
+    default_query: StrMap = Field(default=_EMPTY)
+    proxy: SecretStr | None = None
+    verify: bool | str = True
+    max_connections: int = Field(1000, gt=0)
+    max_keepalive_connections: int = Field(100, ge=0)
+    keepalive_expiry: float = Field(5.0, ge=0, allow_inf_nan=False)
+
+    # ---- validation -------------------------------------------------------------------
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_from_environment(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        unknown = data.keys() - cls._field_names
+        if unknown:
+            raise _unknown_fields_error(cls, sorted(unknown))
+        filled: dict[str, Any] | None = None
+        key_env = data.get("api_key_env")
+        for field, variable in cls.env_fallbacks.items():
+            if data.get(field) is not None:
+                continue
+            if field == "api_key" and key_env is not None:
+                variable = key_env  # the profile named its own variable: never fall back to another account's
+            value = getenv(variable)
+            if value is not None:
+                if filled is None:
+                    filled = dict(data)
+                filled[field] = value
+        return data if filled is None else filled
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str | None) -> str | None:
+        return None if value is None else _http_url(value)
+
+    @field_validator("timeout")
+    @classmethod
+    def _check_timeout(cls, value: float | TimeoutParts) -> float | TimeoutParts:
+        if isinstance(value, float) and (value <= 0 or not math.isfinite(value)):
+            raise PydanticCustomError("timeout", "timeout must be a positive number of seconds")
+        return value
+
+    @field_validator("default_headers")
+    @classmethod
+    def _check_headers(cls, value: Mapping[str, str]) -> Mapping[str, str]:
+        seen: set[str] = set()
+        for name in value:
+            lowered = name.lower()
+            if lowered in seen:
+                raise PydanticCustomError("header", "header '{name}' is given twice", {"name": lowered})
+            if not name or any(c in name for c in " \t\r\n:"):
+                raise PydanticCustomError("header", "'{name}' is not a valid header name", {"name": name})
+            seen.add(lowered)
+        return value
+
+    @field_validator("proxy")
+    @classmethod
+    def _check_proxy(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            url = value.get_secret_value()
+            scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+            if scheme not in ("http", "https", "socks5", "socks5h"):
+                raise PydanticCustomError("proxy", "proxy must be an http, https or socks5 URL")
+        return value
+
+    @model_validator(mode="after")
+    def _check_limits(self) -> ProviderSettings:
+        if self.max_keepalive_connections > self.max_connections:
+            raise PydanticCustomError("limits", "max_keepalive_connections must not exceed max_connections")
+        return self
+
+    # ---- canonical form ---------------------------------------------------------------
+
+    def canonical_dict(self) -> dict[str, Any]:
+        """Return the canonical form as a dict: every field explicit, secrets fingerprinted.
+
+        ``api_key_env`` is left out: where a key comes from is not what it is.
+        """
+        values = self.__dict__
+        out: dict[str, Any] = {"form": FORM_VERSION}
+        transport: dict[str, Any] = {}
+        for name, kind in type(self)._canonical_plan:
+            value = values[name]
+            if kind is _PLAIN:
+                out[name] = value
+            elif kind is _SECRET:
+                out[name] = None if value is None else fingerprint(value.get_secret_value())
+            elif kind is _TRANSPORT:
+                transport[name] = value
+            elif kind is _PROXY:
+                url, credentials = (None, None) if value is None else split_proxy(value.get_secret_value())
+                transport["proxy"] = url
+                transport["proxy_credentials"] = None if credentials is None else fingerprint(credentials)
+            elif kind is _HEADERS:
+                out[name] = {k.lower(): _redacted(k, v) for k, v in value.items()} if value else {}
+            elif kind is _QUERY:
+                out[name] = {k: _redacted(k, v) for k, v in value.items()} if value else {}
+            elif isinstance(value, TimeoutParts):  # _TIMEOUT
+                parts = {"connect": value.connect, "read": value.read, "write": value.write, "pool": value.pool}
+                # Four equal phases behave exactly like one number: give them one form.
+                out[name] = value.connect if len(set(parts.values())) == 1 else parts
+            else:
+                out[name] = value
+        out["transport"] = transport
+        return out
+
+    def canonical_json(self) -> str:
+        """Return the canonical JSON: sorted keys, no whitespace, no secret (see docs/config-hash.md)."""
+        return dumps(self.canonical_dict())
+
+    @cached_property
+    def config_hash(self) -> str:
+        """``sha256(canonical_json())`` as 64 lowercase hex digits, computed once per object."""
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+    @cached_property
+    def transport_key(self) -> str:
+        """Canonical JSON of the transport fields: equal keys may share one connection pool."""
+        return dumps(self.canonical_dict()["transport"])
+
+    def secret_values(self) -> list[str]:
+        """Every secret this model holds (for leak checks and redaction of SDK messages)."""
+        found = [v.get_secret_value() for v in (self.api_key, self.proxy) if v is not None]
+        if self.proxy is not None:
+            credentials = split_proxy(self.proxy.get_secret_value())[1]
+            if credentials:
+                found.extend(p for p in credentials.split(":") if p)
+        for mapping in (self.default_headers, self.default_query):
+            found.extend(v for k, v in mapping.items() if is_secret_name(k) and v)
+        return found
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        # How each field enters the canonical form, worked out once per class, not per object.
+        plan: list[tuple[str, str]] = []
+        for name in cls.model_fields:
+            if name == "api_key_env":
+                continue
+            if name == "proxy":
+                plan.append((name, _PROXY))
+            elif name in TRANSPORT_FIELDS:
+                plan.append((name, _TRANSPORT))
+            elif name == "default_headers":
+                plan.append((name, _HEADERS))
+            elif name == "default_query":
+                plan.append((name, _QUERY))
+            elif name == "timeout":
+                plan.append((name, _TIMEOUT))
+            elif name == "api_key":
+                plan.append((name, _SECRET))
+            else:
+                plan.append((name, _PLAIN))
+        cls._canonical_plan = tuple(plan)
+        cls._field_names = frozenset(cls.model_fields)
+
+    def __hash__(self) -> int:
+        return hash(self.config_hash)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ProviderSettings):
+            return self.config_hash == other.config_hash and self.api_key_env == other.api_key_env
+        return NotImplemented
+
+
+def _redacted(name: str, value: str) -> str:
+    return fingerprint(value) if is_secret_name(name) else value
+
+
+def _http_url(value: str) -> str:
+    scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+    if scheme not in ("http", "https"):
+        raise PydanticCustomError("url_scheme", "must be an http:// or https:// URL")
+    try:
+        normalized = normalize_url(value)
+    except ValueError as exc:
+        raise PydanticCustomError("url", "{reason}", {"reason": str(exc)}) from None
+    if normalized.split("://", 1)[1] == "":
+        raise PydanticCustomError("url", "URL has no host")
+    return normalized
+
+
+def _unknown_fields_error(cls: type[ProviderSettings], names: list[str]) -> ValidationError:
+    known = [n for n in cls.model_fields if n != "provider"]
+    details: list[InitErrorDetails] = []
+    for name in names:
+        match = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {match[0]!r}?" if match else f"; known fields: {', '.join(known)}"
+        details.append(
+            {
+                "type": PydanticCustomError(
+                    "unknown_field", "unknown field '{name}'{hint}", {"name": name, "hint": hint}
+                ),
+                "loc": (name,),
+                "input": "<hidden>",
+            }
+        )
+    return ValidationError.from_exception_data(cls.__name__, details, hide_input=True)

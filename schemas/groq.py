@@ -1,0 +1,26 @@
+"""Settings for Groq."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from schemas._base import ProviderSettings, TimeoutParts
+
+
+class GroqSettings(ProviderSettings):
+    """Configuration of a ``groq.Groq`` / ``groq.AsyncGroq`` client.
+
+    >>> settings = GroqSettings(api_key_env="GROQ_API_KEY", timeout=20)
+    >>> client = registry.get_client(settings)
+    """
+
+    env_fallbacks: ClassVar[Mapping[str, str]] = {"api_key": "GROQ_API_KEY", "base_url": "GROQ_BASE_URL"}
+
+    provider: Literal["groq"] = "groq"
+    base_url: str | None = "https://api.groq.com"
+    timeout: float | TimeoutParts = Field(60.0, description="Seconds, or a TimeoutParts.")
+    max_connections: int = Field(100, gt=0)
+    max_keepalive_connections: int = Field(20, ge=0)
