@@ -13,7 +13,7 @@ import hashlib
 import math
 from collections.abc import Mapping
 from functools import cached_property
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError, core_schema
@@ -26,6 +26,7 @@ from schemas._canonical import (
     getenv,
     is_secret_name,
     normalize_url,
+    redact_mapping,
     split_proxy,
 )
 
@@ -41,8 +42,14 @@ class _Frozen:
         return core_schema.no_info_after_validator_function(
             FrozenMap,
             core_schema.dict_schema(core_schema.str_schema(), core_schema.str_schema()),
-            serialization=core_schema.plain_serializer_function_ser_schema(lambda m: m.to_dict()),
+            serialization=core_schema.plain_serializer_function_ser_schema(_serialize_map, info_arg=True),
         )
+
+
+def _serialize_map(value: FrozenMap, info: core_schema.SerializationInfo) -> dict[str, str]:
+    # JSON output is for logs and files, so credential values are fingerprinted there, as
+    # SecretStr masks itself; model_dump() in Python mode gives the real values to builders.
+    return redact_mapping(value) if info.mode_is_json() else value.to_dict()
 
 
 StrMap = Annotated[Mapping[str, str], _Frozen()]
@@ -161,6 +168,14 @@ class ProviderSettings(BaseModel):
             scheme = url.split("://", 1)[0].lower() if "://" in url else ""
             if scheme not in ("http", "https", "socks5", "socks5h"):
                 raise PydanticCustomError("proxy", "proxy must be an http, https or socks5 URL")
+            # Split now, so a malformed proxy fails here with a message free of its text, not
+            # later inside config_hash with urllib's message quoting it (a password, maybe).
+            try:
+                without_credentials = split_proxy(url)[0]
+            except ValueError as exc:
+                raise PydanticCustomError("proxy", "proxy: {reason}", {"reason": str(exc)}) from None
+            if without_credentials.split("://", 1)[1] == "":
+                raise PydanticCustomError("proxy", "proxy URL has no host")
         return value
 
     @model_validator(mode="after")
@@ -217,6 +232,19 @@ class ProviderSettings(BaseModel):
     def transport_key(self) -> str:
         """Canonical JSON of the transport fields: equal keys may share one connection pool."""
         return dumps(self.canonical_dict()["transport"])
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """Return a copy; values in ``update`` are validated and the hash is taken afresh.
+
+        pydantic's own model_copy copies ``__dict__``, where the cached ``config_hash`` lives,
+        and does not validate ``update``: the copy would carry the old hash, and a plain dict
+        of headers, under a new configuration.
+        """
+        if not update:
+            return super().model_copy(deep=deep)
+        data: dict[str, Any] = {name: getattr(self, name) for name in type(self).model_fields}
+        data.update(update)
+        return self.model_validate(data)
 
     def secret_values(self) -> list[str]:
         """Every secret this model holds (for leak checks and redaction of SDK messages)."""

@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 FORM_VERSION = 1
 """Version of the canonical form; it is part of every canonical JSON string."""
@@ -43,12 +43,12 @@ def is_secret_name(name: str) -> bool:
 
 def normalize_url(url: str) -> str:
     """Lower-case scheme and host, drop a default port, an empty query and trailing slashes."""
-    parts = urlsplit(url)
+    parts = _split(url)
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
     if ":" in host:  # an IPv6 literal keeps its brackets
         host = f"[{host}]"
-    port = parts.port
+    port = _port(parts)
     if port is not None and not (scheme == "http" and port == 80) and not (scheme == "https" and port == 443):
         host = f"{host}:{port}"
     if parts.username is not None or parts.password is not None:
@@ -59,17 +59,35 @@ def normalize_url(url: str) -> str:
 
 def split_proxy(url: str) -> tuple[str, str | None]:
     """Split a proxy URL into its credential-free, normalised form and its ``user:password`` part."""
-    parts = urlsplit(url)
+    parts = _split(url)
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
     if ":" in host:
         host = f"[{host}]"
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
+    port = _port(parts)
+    if port is not None:
+        host = f"{host}:{port}"
     credentials = None
     if parts.username is not None or parts.password is not None:
         credentials = f"{parts.username or ''}:{parts.password or ''}"
     return urlunsplit((scheme, host, parts.path.rstrip("/"), "", "")), credentials
+
+
+# urllib's own messages quote parts of the URL (the text after the last colon, a bracketed
+# host), which may be a password ("http://user:secret" with the "@host" missing): these two
+# say what is wrong, not what was written.
+def _split(url: str) -> SplitResult:
+    try:
+        return urlsplit(url)
+    except ValueError:
+        raise ValueError("not a valid URL") from None
+
+
+def _port(parts: SplitResult) -> int | None:
+    try:
+        return parts.port
+    except ValueError:
+        raise ValueError("URL has an invalid port") from None
 
 
 class FrozenMap(Mapping[str, str]):
