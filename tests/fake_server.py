@@ -1,0 +1,315 @@
+"""A small OpenAI-compatible HTTP/1.1 server on 127.0.0.1 for tests and benchmarks.
+
+It speaks just enough of the chat API for the openai, Azure OpenAI, groq and cerebras SDKs,
+counts the TCP connections it accepts and records every request (path, credential, headers,
+connection id), so a test can assert how many connections a set of clients opened and which
+key each request carried.
+
+    with FakeServer() as server:
+        client = openai.OpenAI(api_key="sk-test", base_url=f"{server.url}/v1")
+
+Paths served (any prefix, so every SDK's base URL works):
+    POST .../chat/completions   openai `/v1`, groq `/openai/v1`, cerebras `/v1`,
+                                Azure `/openai/deployments/{deployment}` (+ `?api-version=`)
+    GET  .../models, .../models/{id}
+    GET  /v1/tcp_warming        cerebras' constructor warm-up (recorded like any request)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+MODEL_CREATED = 1_700_000_000
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the server saw it."""
+
+    method: str
+    path: str  # without the query string
+    query: dict[str, str]
+    credential: str | None  # `api-key` header (Azure), else the `Authorization: Bearer` value
+    headers: dict[str, str]  # lower-cased names
+    connection_id: int  # the TCP connection it arrived on, unique for the server's lifetime
+    body: Any  # parsed JSON body, or None
+
+
+class FakeServer:
+    """An OpenAI-compatible chat server on 127.0.0.1, served from background threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests: list[RecordedRequest] = []
+        self._sockets: dict[int, socket.socket] = {}  # open connections by id
+        self._next_connection_id = 0
+        self._connections_opened = 0
+        self._failures: list[tuple[int, int | None]] = []  # (status, retry-after-ms) per failing response
+        self.delay = 0.0
+        """Seconds to wait before each response (streams: between their first and second chunk)."""
+        self._httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd.fake = self
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="fake-llm-server", daemon=True)
+        self._thread.start()
+
+    @property
+    def port(self) -> int:
+        """The port the server listens on."""
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """Base URL without a path, e.g. ``http://127.0.0.1:PORT``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def connections_opened(self) -> int:
+        """TCP connections accepted since start or the last `reset()`."""
+        with self._lock:
+            return self._connections_opened
+
+    @property
+    def open_connections(self) -> int:
+        """TCP connections open right now (including ones opened before the last `reset()`)."""
+        with self._lock:
+            return len(self._sockets)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A copy of the requests recorded since start or the last `reset()`, oldest first."""
+        with self._lock:
+            return list(self._requests)
+
+    def fail_next(self, count: int, status: int = 500, retry_after_ms: int | None = 1) -> None:
+        """Answer the next `count` requests with `status` and an OpenAI-style error body.
+
+        `retry_after_ms` is sent as the `retry-after-ms` header, which every SDK honours,
+        so retry tests do not wait for the SDK's default back-off; None omits it.
+        """
+        with self._lock:
+            self._failures.extend([(status, retry_after_ms)] * count)
+
+    def reset(self) -> None:
+        """Forget recorded requests, zero `connections_opened`, clear `delay` and pending failures.
+
+        Open connections stay open: a client's pooled connection remains usable.
+        """
+        with self._lock:
+            self._requests.clear()
+            self._connections_opened = 0
+            self._failures.clear()
+            self.delay = 0.0
+
+    def close(self) -> None:
+        """Stop serving and close every open connection."""
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        with self._lock:
+            sockets = list(self._sockets.values())
+        for sock in sockets:
+            with contextlib.suppress(OSError):  # already closed by its handler
+                sock.shutdown(socket.SHUT_RDWR)
+        self._thread.join()
+
+    def __enter__(self) -> FakeServer:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # Called from handler threads.
+
+    def _connection_opened(self, sock: socket.socket) -> int:
+        with self._lock:
+            self._next_connection_id += 1
+            self._connections_opened += 1
+            self._sockets[self._next_connection_id] = sock
+            return self._next_connection_id
+
+    def _connection_closed(self, connection_id: int) -> None:
+        with self._lock:
+            self._sockets.pop(connection_id, None)
+
+    def _record(self, request: RecordedRequest) -> tuple[int, int | None] | None:
+        """Record `request`; return the (status, retry-after-ms) to fail it with, if any."""
+        with self._lock:
+            self._requests.append(request)
+            return self._failures.pop(0) if self._failures else None
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    fake: FakeServer
+    daemon_threads = True
+    request_queue_size = 4096  # listen backlog: many clients connect at once
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client hanging up mid-response is normal in these tests
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _HTTPServer
+    protocol_version = "HTTP/1.1"  # keep-alive
+    disable_nagle_algorithm = True  # headers and body go out as separate writes
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection_id = self.server.fake._connection_opened(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.fake._connection_closed(self.connection_id)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        url = urlsplit(self.path)
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        bearer = headers.get("authorization", "")
+        credential = headers.get("api-key") or (bearer[7:] if bearer.lower().startswith("bearer ") else None)
+        fake = self.server.fake
+        failure = fake._record(
+            RecordedRequest(
+                method=self.command,
+                path=url.path,
+                query=dict(parse_qsl(url.query)),
+                credential=credential,
+                headers=headers,
+                connection_id=self.connection_id,
+                body=body,
+            )
+        )
+        delay = fake.delay
+        path = url.path.rstrip("/")
+        if failure is not None:
+            status, retry_after_ms = failure
+            extra = {} if retry_after_ms is None else {"retry-after-ms": str(retry_after_ms)}
+            self._send_json(status, _error(f"injected failure {status}", "server_error"), extra, delay)
+        elif self.command == "POST" and path.endswith("/chat/completions"):
+            request = body if isinstance(body, dict) else {}
+            if request.get("stream"):
+                self._send_stream(_chunks(request), delay)
+            else:
+                self._send_json(200, _completion(request), {}, delay)
+        elif self.command == "GET" and path.endswith("/models"):
+            self._send_json(200, {"object": "list", "data": [_model("fake-model")]}, {}, delay)
+        elif self.command == "GET" and path.rpartition("/")[0].endswith("/models"):
+            self._send_json(200, _model(path.rpartition("/")[2]), {}, delay)
+        elif self.command == "GET" and path == "/v1/tcp_warming":
+            self._send_json(200, {}, {}, delay)
+        else:
+            self._send_json(404, _error(f"no route for {self.command} {url.path}", "not_found"), {}, delay)
+
+    def _send_json(self, status: int, payload: object, extra_headers: dict[str, str], delay: float) -> None:
+        data = json.dumps(payload).encode()
+        if delay:
+            time.sleep(delay)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in extra_headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _send_stream(self, chunks: Iterator[object], delay: float) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        events = [f"data: {json.dumps(chunk)}\n\n".encode() for chunk in chunks] + [b"data: [DONE]\n\n"]
+        framed = [b"%x\r\n%s\r\n" % (len(event), event) for event in events] + [b"0\r\n\r\n"]
+        # The end goes out in one write with [DONE]: an SDK that stops reading at [DONE] then finds
+        # the response complete and keeps the connection for reuse instead of closing it.
+        self.wfile.write(framed[0])
+        if delay:
+            time.sleep(delay)
+        self.wfile.write(b"".join(framed[1:]))
+
+
+def _reply_text(request: dict[str, Any]) -> str:
+    """The assistant's reply: an echo of the last message, so tests can tell requests apart."""
+    messages = request.get("messages") or [{}]
+    content = messages[-1].get("content") if isinstance(messages[-1], dict) else None
+    return f"echo: {content}" if isinstance(content, str) else "echo"
+
+
+def _usage(request: dict[str, Any]) -> dict[str, int]:
+    completion_tokens = len(_reply_text(request).split())
+    return {"prompt_tokens": 1, "completion_tokens": completion_tokens, "total_tokens": 1 + completion_tokens}
+
+
+def _completion(request: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": request.get("model") or "fake-model",
+        "system_fingerprint": "fp_fake",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": _reply_text(request)},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": _usage(request),
+    }
+
+
+def _chunks(request: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Stream chunks: the role, one chunk per word, the finish reason, then usage if asked for."""
+    base = {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": request.get("model") or "fake-model",
+        "system_fingerprint": "fp_fake",
+    }
+    words = _reply_text(request).split(" ")
+    deltas: list[tuple[dict[str, str], str | None]] = [({"role": "assistant", "content": ""}, None)]
+    deltas += [({"content": word if i == 0 else f" {word}"}, None) for i, word in enumerate(words)]
+    deltas.append(({}, "stop"))
+    for delta, finish_reason in deltas:
+        yield {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]}
+    if (request.get("stream_options") or {}).get("include_usage"):
+        yield {**base, "choices": [], "usage": _usage(request)}
+
+
+def _model(model_id: str) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": MODEL_CREATED, "owned_by": "fake"}
+
+
+def _error(message: str, kind: str) -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "param": None, "code": kind}}
