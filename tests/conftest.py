@@ -1,0 +1,38 @@
+"""Shared fixtures: the fake LLM server, and isolation from the developer's environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fake_server import FakeServer
+
+_ISOLATED_PREFIXES = ("OPENAI_", "AZURE_OPENAI_", "GROQ_", "CEREBRAS_", "CLIENTREG_")
+
+
+@pytest.fixture(scope="session")
+def fake_server() -> Iterator[FakeServer]:
+    """One OpenAI-compatible server for the whole session; prefer `server`, which resets it."""
+    with FakeServer() as server:
+        yield server
+
+
+@pytest.fixture
+def server(fake_server: FakeServer) -> FakeServer:
+    """The session's fake server, with its records, counters, delay and failures reset."""
+    fake_server.reset()
+    return fake_server
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Keep provider variables and the user's data and config directories out of every test."""
+    for name in list(os.environ):
+        if name.startswith(_ISOLATED_PREFIXES):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("CLIENTREG_INDEX", str(tmp_path / "index.sqlite"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
