@@ -92,6 +92,8 @@ class ProviderSettings(BaseModel):
 
     env_fallbacks: ClassVar[Mapping[str, str]] = {}
     """Field name -> environment variable read when the field is not given."""
+    env_fallback_unless: ClassVar[Mapping[str, str]] = {}
+    """Field name -> another field; when that one is given, the field's variable is not read."""
     _canonical_plan: ClassVar[tuple[tuple[str, str], ...]] = ()
     _field_names: ClassVar[frozenset[str]] = frozenset()
 
@@ -125,6 +127,9 @@ class ProviderSettings(BaseModel):
         key_env = data.get("api_key_env")
         for field, variable in cls.env_fallbacks.items():
             if data.get(field) is not None:
+                continue
+            blocker = cls.env_fallback_unless.get(field)
+            if blocker is not None and data.get(blocker) is not None:
                 continue
             if field == "api_key" and key_env is not None:
                 variable = key_env  # the profile named its own variable: never fall back to another account's
@@ -174,7 +179,7 @@ class ProviderSettings(BaseModel):
                 without_credentials = split_proxy(url)[0]
             except ValueError as exc:
                 raise PydanticCustomError("proxy", "proxy: {reason}", {"reason": str(exc)}) from None
-            if without_credentials.split("://", 1)[1] == "":
+            if _no_host(without_credentials):
                 raise PydanticCustomError("proxy", "proxy URL has no host")
         return value
 
@@ -303,9 +308,14 @@ def _http_url(value: str) -> str:
         normalized = normalize_url(value)
     except ValueError as exc:
         raise PydanticCustomError("url", "{reason}", {"reason": str(exc)}) from None
-    if normalized.split("://", 1)[1] == "":
+    if _no_host(normalized):
         raise PydanticCustomError("url", "URL has no host")
     return normalized
+
+
+def _no_host(normalized_url: str) -> bool:
+    # "http://" and "http:///v1" alike: nothing between "://" and the path.
+    return normalized_url.split("://", 1)[1].split("/", 1)[0] == ""
 
 
 def _unknown_fields_error(cls: type[ProviderSettings], names: list[str]) -> ValidationError:

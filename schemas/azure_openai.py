@@ -26,6 +26,8 @@ class AzureOpenAISettings(ProviderSettings):
         "azure_endpoint": "AZURE_OPENAI_ENDPOINT",
         "api_version": "OPENAI_API_VERSION",
     }
+    # As in the SDK: AZURE_OPENAI_ENDPOINT is read only when no base_url is given.
+    env_fallback_unless: ClassVar[Mapping[str, str]] = {"azure_endpoint": "base_url"}
 
     provider: Literal["azure_openai"] = "azure_openai"
     azure_endpoint: str | None = None
