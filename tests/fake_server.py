@@ -86,6 +86,12 @@ class FakeServer:
             return len(self._sockets)
 
     @property
+    def open_connection_ids(self) -> frozenset[int]:
+        """Ids of the connections open right now, to check that a given client's connections closed."""
+        with self._lock:
+            return frozenset(self._sockets)
+
+    @property
     def requests(self) -> list[RecordedRequest]:
         """A copy of the requests recorded since start or the last `reset()`, oldest first."""
         with self._lock:

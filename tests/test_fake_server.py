@@ -123,10 +123,11 @@ def test_one_client_reuses_one_connection(server: FakeServer) -> None:
     with openai.OpenAI(api_key="sk", base_url=f"{server.url}/v1") as client:
         for _ in range(50):
             client.chat.completions.create(model="fake-model", messages=MESSAGES)
-        assert server.open_connections == 1
+        [connection_id] = {r.connection_id for r in server.requests}
+        assert connection_id in server.open_connection_ids
     assert server.connections_opened == 1
     assert len(server.requests) == 50
-    assert len({r.connection_id for r in server.requests}) == 1
+    _wait_until(lambda: connection_id not in server.open_connection_ids)
 
 
 def test_ten_clients_open_ten_connections(server: FakeServer) -> None:
@@ -135,11 +136,13 @@ def test_ten_clients_open_ten_connections(server: FakeServer) -> None:
         for client in clients:
             client.chat.completions.create(model="fake-model", messages=MESSAGES)
         assert server.connections_opened == 10
-        assert server.open_connections == 10
+        connection_ids = {r.connection_id for r in server.requests}
+        assert len(connection_ids) == 10
+        assert connection_ids <= server.open_connection_ids
     finally:
         for client in clients:
             client.close()
-    _wait_until(lambda: server.open_connections == 0)
+    _wait_until(lambda: connection_ids.isdisjoint(server.open_connection_ids))
 
 
 def test_credentials_recorded_per_request(server: FakeServer) -> None:
@@ -191,20 +194,21 @@ def test_unknown_path_is_404(server: FakeServer) -> None:
 def test_many_idle_keep_alive_connections(server: FakeServer) -> None:
     count = 1200
     request = f"GET /v1/models HTTP/1.1\r\nHost: {server.url[7:]}\r\n\r\n".encode()
+    earlier = server.open_connection_ids  # left by earlier tests; they can only close
     sockets = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(count)]
     try:
         for sock in sockets:
             sock.sendall(request)
         for sock in sockets:
             assert sock.recv(65536).startswith(b"HTTP/1.1 200")
-        assert server.open_connections >= count  # all still open, idle, after their response
+        assert len(server.open_connection_ids - earlier) == count  # all open and idle after their response
         with openai.OpenAI(api_key="sk", base_url=f"{server.url}/v1") as client:
             assert client.chat.completions.create(model="fake-model", messages=MESSAGES).choices
     finally:
         for sock in sockets:
             sock.close()
     assert server.connections_opened == count + 1
-    _wait_until(lambda: server.open_connections == 0)
+    _wait_until(lambda: server.open_connection_ids <= earlier)
 
 
 def test_close_drops_open_connections() -> None:
