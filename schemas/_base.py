@@ -134,10 +134,13 @@ class ProviderSettings(BaseModel):
             if field == "api_key" and key_env is not None:
                 variable = key_env  # the profile named its own variable: never fall back to another account's
             value = getenv(variable)
-            if value is not None:
+            if value is not None or field in data:
                 if filled is None:
                     filled = dict(data)
-                filled[field] = value
+                if value is None:
+                    del filled[field]  # an explicit None, as in the SDKs, means "the default"
+                else:
+                    filled[field] = value
         return data if filled is None else filled
 
     @field_validator("base_url")
