@@ -1,0 +1,315 @@
+"""No secret reaches repr, str, JSON dumps, the canonical form, or an error message.
+
+Every secret below contains the marker ``LEAK``, and nothing else in these tests does, so a
+scan for the marker finds any secret, or any part of one that is long enough to matter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+import schemas
+from schemas import (
+    AzureOpenAISettings,
+    CerebrasSettings,
+    GroqSettings,
+    OpenAISettings,
+    ProviderSettings,
+    SettingsError,
+    fingerprint,
+)
+
+MARK = "LEAK"
+API_KEY = "sk-LEAK-apikey-7f3a9c"
+PROXY_USER = "usr-LEAK-proxyuser"
+PROXY_PASSWORD = "pw-LEAK-proxy-51e2"
+AUTH_HEADER = "Bearer tok-LEAK-authorization-1"
+AZURE_HEADER = "az-LEAK-api-key-header-2"
+X_API_KEY = "xk-LEAK-x-api-key-3"
+COOKIE = "session=ck-LEAK-cookie-4"
+QUERY_SECRET = "qs-LEAK-query-5"
+ALL_SECRETS = [API_KEY, PROXY_USER, PROXY_PASSWORD, AUTH_HEADER, AZURE_HEADER, X_API_KEY, COOKIE, QUERY_SECRET]
+ISOLATED_PREFIXES = ("OPENAI_", "AZURE_", "GROQ_", "CEREBRAS_", "CLIENTREG_", "TEAM_")
+
+SECRET_FIELDS: dict[str, Any] = {
+    "api_key": API_KEY,
+    "proxy": f"http://{PROXY_USER}:{PROXY_PASSWORD}@proxy.local:3128",
+    "default_headers": {
+        "Authorization": AUTH_HEADER,
+        "api-key": AZURE_HEADER,
+        "X-Api-Key": X_API_KEY,
+        "Cookie": COOKIE,
+        "X-Team": "search",
+    },
+    "default_query": {"api_key": QUERY_SECRET, "tenant": "t1"},
+}
+MODELS: list[type[ProviderSettings]] = [OpenAISettings, AzureOpenAISettings, GroqSettings, CerebrasSettings]
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(os.environ):
+        if name.startswith(ISOLATED_PREFIXES):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+
+
+def assert_no_secret(text: str, where: str) -> None:
+    assert MARK not in text, f"a secret reached {where}: {text!r}"
+
+
+def _exception_texts(exc: BaseException) -> dict[str, str]:
+    """Every text an exception shows: str, repr, the formatted traceback, and its whole chain."""
+    texts = {"str": str(exc), "repr": repr(exc), "traceback": "".join(traceback.format_exception(exc))}
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        texts[f"chain {type(current).__name__} str"] = str(current)
+        texts[f"chain {type(current).__name__} repr"] = repr(current)
+        if isinstance(current, SettingsError):
+            texts["attributes"] = f"{current.path} {current.profile} {current.field}"
+        current = current.__cause__ or current.__context__
+    return texts
+
+
+def assert_error_has_no_secret(make: Callable[[], object], expected: type[BaseException] = ValidationError) -> str:
+    with pytest.raises(expected) as info:
+        make()
+    for where, text in _exception_texts(info.value).items():
+        assert_no_secret(text, where)
+    return str(info.value)
+
+
+# ---- the settings object itself ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_secrets_are_not_in_any_rendering(model: type[ProviderSettings]) -> None:
+    s = model(**SECRET_FIELDS)
+    renderings = {
+        "repr": repr(s),
+        "str": str(s),
+        "format": f"{s}",
+        "model_dump_json": s.model_dump_json(),
+        "model_dump(mode=json)": json.dumps(s.model_dump(mode="json")),
+        "canonical_json": s.canonical_json(),
+        "canonical_dict": repr(s.canonical_dict()),
+        "transport_key": s.transport_key,
+        "config_hash": s.config_hash,
+        "repr(headers)": repr(s.default_headers),
+        "str(headers)": str(s.default_headers),
+        "repr(query)": repr(s.default_query),
+        "repr(api_key)": repr(s.api_key),
+        "str(api_key)": str(s.api_key),
+        "repr(proxy)": repr(s.proxy),
+        "str(proxy)": str(s.proxy),
+        "repr_args": repr(list(s.__repr_args__())),
+    }
+    for where, text in renderings.items():
+        assert_no_secret(text, where)
+
+
+def test_secrets_are_replaced_by_their_fingerprints() -> None:
+    doc = json.loads(OpenAISettings(**SECRET_FIELDS).canonical_json())
+    assert doc["api_key"] == fingerprint(API_KEY)
+    assert doc["transport"]["proxy"] == "http://proxy.local:3128"
+    assert doc["transport"]["proxy_credentials"] == fingerprint(f"{PROXY_USER}:{PROXY_PASSWORD}")
+    assert doc["default_headers"] == {
+        "authorization": fingerprint(AUTH_HEADER),
+        "api-key": fingerprint(AZURE_HEADER),
+        "x-api-key": fingerprint(X_API_KEY),
+        "cookie": fingerprint(COOKIE),
+        "x-team": "search",
+    }
+    assert doc["default_query"] == {"api_key": fingerprint(QUERY_SECRET), "tenant": "t1"}
+
+
+def test_the_real_values_stay_available_to_the_client_builder() -> None:
+    s = OpenAISettings(**SECRET_FIELDS)
+    assert s.api_key is not None and s.api_key.get_secret_value() == API_KEY
+    assert s.proxy is not None and PROXY_PASSWORD in s.proxy.get_secret_value()
+    assert s.default_headers["Authorization"] == AUTH_HEADER
+    assert s.model_dump()["default_headers"]["Cookie"] == COOKIE
+    assert s.default_query["api_key"] == QUERY_SECRET
+
+
+def test_secret_values_lists_every_secret_for_redaction() -> None:
+    found = OpenAISettings(**SECRET_FIELDS).secret_values()
+    for secret in ALL_SECRETS:
+        assert secret in found
+    assert "search" not in found and "t1" not in found
+
+
+@pytest.mark.parametrize(
+    "header", ["X-Goog-Api-Key", "X-Auth-Token", "Proxy-Authorization", "X-Client-Secret", "Set-Cookie"]
+)
+def test_other_credential_headers_are_hidden_too(header: str) -> None:
+    s = OpenAISettings(default_headers={header: "hv-LEAK-9"})
+    for text in (repr(s), s.model_dump_json(), s.canonical_json()):
+        assert_no_secret(text, header)
+
+
+def test_secret_from_environment_is_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    monkeypatch.setenv("TEAM_B_KEY", API_KEY + "-b")
+    for s in (OpenAISettings(), OpenAISettings(api_key_env="TEAM_B_KEY")):
+        for text in (repr(s), str(s), s.model_dump_json(), s.canonical_json()):
+            assert_no_secret(text, "env key")
+
+
+# ---- errors provoked next to secrets -------------------------------------------------------------
+
+BAD_NEXT_TO_SECRETS: list[tuple[str, dict[str, Any]]] = [
+    ("negative retries", {"max_retries": -1}),
+    ("negative timeout", {"timeout": -5}),
+    ("timeout part", {"timeout": {"connect": 0}}),
+    ("bad base_url", {"base_url": "ftp://files.example"}),
+    ("unknown field", {"max_retires": 3}),
+    ("limits", {"max_connections": 1, "max_keepalive_connections": 2}),
+    ("bad verify", {"verify": [1]}),
+]
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize(("name", "bad"), BAD_NEXT_TO_SECRETS, ids=[b[0] for b in BAD_NEXT_TO_SECRETS])
+def test_validation_error_next_to_secrets_holds_none(
+    model: type[ProviderSettings], name: str, bad: dict[str, Any]
+) -> None:
+    assert_error_has_no_secret(lambda: model(**{**SECRET_FIELDS, **bad}))
+
+
+SECRET_IN_BAD_VALUE: list[tuple[str, dict[str, Any]]] = [
+    ("api_key wrong type", {"api_key": [API_KEY]}),
+    ("api_key number-like list", {"api_key": {"key": API_KEY}}),
+    ("proxy scheme", {"proxy": f"ftp://{PROXY_USER}:{PROXY_PASSWORD}@proxy.local"}),
+    ("proxy without host", {"proxy": f"http://{PROXY_USER}:{PROXY_PASSWORD}"}),
+    ("proxy without scheme", {"proxy": f"{PROXY_USER}:{PROXY_PASSWORD}@proxy.local:3128"}),
+    ("proxy empty host", {"proxy": f"http://{PROXY_USER}:{PROXY_PASSWORD}@"}),
+    ("proxy bracketed", {"proxy": f"http://[{PROXY_PASSWORD}]:1"}),
+    ("base_url credentials", {"base_url": f"https://{PROXY_USER}:{PROXY_PASSWORD}@api.example.com"}),
+    ("base_url password as port", {"base_url": f"https://{PROXY_USER}:{PROXY_PASSWORD}/v1"}),
+    ("base_url bracketed", {"base_url": f"https://[{PROXY_PASSWORD}]/v1"}),
+    ("header value wrong type", {"default_headers": {"Authorization": [AUTH_HEADER]}}),
+    ("bad header name", {"default_headers": {"Bad Name": AUTH_HEADER}}),
+    ("duplicate header", {"default_headers": {"Authorization": AUTH_HEADER, "authorization": X_API_KEY}}),
+    ("query value wrong type", {"default_query": {"api_key": [QUERY_SECRET]}}),
+    ("timeout holding a secret", {"timeout": API_KEY}),
+    ("timeout part holding a secret", {"timeout": {"connect": API_KEY}}),
+    ("unknown timeout part", {"timeout": {"bogus": API_KEY}}),
+    ("unknown field holding a secret", {"apikey": API_KEY}),
+    ("organization wrong type", {"organization": [API_KEY]}),
+]
+
+
+@pytest.mark.parametrize(("name", "bad"), SECRET_IN_BAD_VALUE, ids=[b[0] for b in SECRET_IN_BAD_VALUE])
+def test_error_about_a_secret_value_does_not_quote_it(name: str, bad: dict[str, Any]) -> None:
+    message = assert_error_has_no_secret(lambda: OpenAISettings(**bad))
+    assert next(iter(bad)) in message  # it still names the field
+
+
+def test_azure_exclusivity_error_holds_no_secret() -> None:
+    assert_error_has_no_secret(
+        lambda: AzureOpenAISettings(
+            **SECRET_FIELDS, azure_endpoint="https://a.openai.azure.com", base_url="https://b.openai.azure.com"
+        )
+    )
+
+
+def test_error_from_environment_values_holds_no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", f"https://{PROXY_USER}:{PROXY_PASSWORD}@api.example.com")
+    assert_error_has_no_secret(OpenAISettings)
+    monkeypatch.setenv("OPENAI_BASE_URL", "ftp://x")
+    assert_error_has_no_secret(OpenAISettings)
+
+
+def test_model_copy_error_holds_no_secret() -> None:
+    s = OpenAISettings(**SECRET_FIELDS)
+    assert_error_has_no_secret(lambda: s.model_copy(update={"max_retries": -1}))
+    assert_error_has_no_secret(lambda: s.model_copy(update={"proxy": f"http://{PROXY_USER}:{PROXY_PASSWORD}"}))
+
+
+# ---- the loader ------------------------------------------------------------------------------
+
+PROFILE_WITH_LITERAL_KEY = f"""
+[profiles.main]
+provider = "openai"
+api_key = "{API_KEY}"
+proxy = "http://{PROXY_USER}:{PROXY_PASSWORD}@proxy.local:3128"
+default_headers = {{ Authorization = "{AUTH_HEADER}", Cookie = "{COOKIE}" }}
+default_query = {{ api_key = "{QUERY_SECRET}" }}
+"""
+
+BAD_FILES: list[tuple[str, str]] = [
+    ("bad retries", PROFILE_WITH_LITERAL_KEY + "max_retries = -1\n"),
+    ("unknown field", PROFILE_WITH_LITERAL_KEY + "max_retires = 3\n"),
+    ("bad base_url", PROFILE_WITH_LITERAL_KEY + 'base_url = "ftp://x"\n'),
+    ("bad provider", PROFILE_WITH_LITERAL_KEY.replace('"openai"', '"openia"')),
+    ("no provider", PROFILE_WITH_LITERAL_KEY.replace('provider = "openai"\n', "")),
+    ("key of wrong type", f'[profiles.main]\nprovider = "openai"\napi_key = ["{API_KEY}"]\n'),
+    ("unknown table", PROFILE_WITH_LITERAL_KEY + f'[secrets]\nkey = "{API_KEY}"\n'),
+    ("unknown index field", PROFILE_WITH_LITERAL_KEY + f'[index]\npath = "/tmp/x"\ntoken = "{API_KEY}"\n'),
+    ("proxy without host", f'[profiles.main]\nprovider = "groq"\nproxy = "http://{PROXY_USER}:{PROXY_PASSWORD}"\n'),
+    ("unterminated key string", f'[profiles.main]\nprovider = "openai"\napi_key = "{API_KEY}\n'),
+    ("bare key", f'[profiles.main]\nprovider = "openai"\napi_key = {API_KEY}\n'),
+    ("duplicate key", PROFILE_WITH_LITERAL_KEY + f'api_key = "{API_KEY}"\n'),
+    (
+        "bad inline table",
+        f'[profiles.main]\nprovider = "openai"\ndefault_headers = {{ Authorization = "{AUTH_HEADER}" \n',
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "content"), BAD_FILES, ids=[b[0] for b in BAD_FILES])
+def test_loader_error_on_file_with_literal_secrets_holds_none(tmp_path: Path, name: str, content: str) -> None:
+    file = tmp_path / "clientreg.toml"
+    file.write_text(content, encoding="utf-8")
+    message = assert_error_has_no_secret(lambda: schemas.load_settings(file), SettingsError)
+    assert str(file) in message
+
+
+def test_good_file_with_literal_secrets_renders_none(tmp_path: Path) -> None:
+    file = tmp_path / "clientreg.toml"
+    file.write_text(PROFILE_WITH_LITERAL_KEY, encoding="utf-8")
+    settings = schemas.load_settings(file)
+    profile = settings.profiles["main"]
+    assert profile.api_key is not None and profile.api_key.get_secret_value() == API_KEY
+    for where, text in {
+        "settings repr": repr(settings),
+        "settings str": str(settings),
+        "settings json": settings.model_dump_json(),
+        "profile canonical": profile.canonical_json(),
+    }.items():
+        assert_no_secret(text, where)
+
+
+@pytest.mark.parametrize(
+    ("variables", "error"),
+    [
+        ({"CLIENTREG_PROFILES__MAIN__API_KEY": API_KEY, "CLIENTREG_PROFILES__MAIN__MAX_RETRIES": "-1"}, "retries"),
+        ({"CLIENTREG_PROFILES__MAIN__API_KEY": API_KEY}, "no provider"),
+        ({"CLIENTREG_PROFILES": f'{{"main": {{"provider": "openai", "api_key": "{API_KEY}"'}, "invalid JSON"),
+        ({"CLIENTREG_PROFILES": f'{{"main": {{"provider": "openai", "api_key": "{API_KEY}", "x": 1}}}}'}, "unknown"),
+        (
+            {"CLIENTREG_PROFILES__MAIN__PROVIDER": "groq", "CLIENTREG_PROFILES__MAIN__PROXY": f"http://u:{API_KEY}"},
+            "px",
+        ),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_loader_error_from_environment_holds_no_secret(
+    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], error: str
+) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    assert_error_has_no_secret(schemas.load_settings, SettingsError)
