@@ -1,0 +1,170 @@
+"""The registry and its key index: recording, location, warm start, faults."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import pytest
+
+from registry import Registry
+from registry.index import KeyIndex
+from schemas import OpenAISettings, RegistrySettings, load_settings
+from tests.fake_server import FakeServer
+from tests.registry_helpers import chat, settings_for
+
+
+def _settings_file(tmp_path: Path, server: FakeServer, extra: str = "") -> Path:
+    path = tmp_path / "clientreg.toml"
+    path.write_text(
+        f"""
+[profiles.fast]
+provider = "groq"
+base_url = "{server.url}"
+api_key_env = "FAST_KEY"
+
+[profiles.main]
+provider = "openai"
+base_url = "{server.url}/v1"
+api_key_env = "MAIN_KEY"
+{extra}
+"""
+    )
+    return path
+
+
+@pytest.fixture
+def keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAST_KEY", "gsk-fast")
+    monkeypatch.setenv("MAIN_KEY", "sk-main")
+
+
+def test_handed_out_clients_are_recorded_with_uses_and_profiles(tmp_path: Path, server: FakeServer, keys: None) -> None:
+    index = tmp_path / "audit.sqlite"
+    settings = load_settings(_settings_file(tmp_path, server))
+    with Registry(settings, index_path=index) as reg:
+        for _ in range(3):
+            reg.get_client("main")
+        reg.get_client("fast")
+        reg.get_client(settings.profiles["main"])  # the same config, asked for without a profile
+    with KeyIndex(index, create=False) as read:
+        main = read.get(settings.profiles["main"].config_hash)
+        fast = read.get(settings.profiles["fast"].config_hash)
+    assert main is not None and fast is not None
+    assert main.uses == 4 and fast.uses == 1
+    assert "main" in main.profiles and fast.profiles == ("fast",)
+    assert main.config == settings.profiles["main"].canonical_dict()
+
+
+def test_index_location_follows_argument_env_settings_then_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLIENTREG_INDEX", str(tmp_path / "from-env.sqlite"))
+    assert Registry(index_path=tmp_path / "arg.sqlite").index_path == tmp_path / "arg.sqlite"
+    assert Registry(RegistrySettings()).index_path == tmp_path / "from-env.sqlite"
+    monkeypatch.setenv("CLIENTREG_INDEX", "off")
+    assert Registry(RegistrySettings()).index_path is None
+    monkeypatch.delenv("CLIENTREG_INDEX")
+    configured = RegistrySettings(index={"path": str(tmp_path / "configured.sqlite")})
+    assert Registry(configured).index_path == tmp_path / "configured.sqlite"
+    assert Registry(RegistrySettings(index={"enabled": False})).index_path is None
+    data_home = Path(str(tmp_path / "xdg-data"))
+    assert Registry(RegistrySettings()).index_path == data_home / "clientreg" / "index.sqlite"
+
+
+def test_index_off_writes_no_file(tmp_path: Path, server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLIENTREG_INDEX", "off")
+    with Registry(RegistrySettings()) as reg:
+        chat(reg.get_client(settings_for("openai", server.url)))
+    assert not list(tmp_path.rglob("*.sqlite*"))
+
+
+def test_warm_builds_recent_profiles_so_the_first_call_is_a_hit(tmp_path: Path, server: FakeServer, keys: None) -> None:
+    index = tmp_path / "index.sqlite"
+    path = _settings_file(tmp_path, server)
+    with Registry(load_settings(path), index_path=index) as first:
+        first.get_client("fast")
+        first.get_client("main")
+    server.reset()
+    with Registry(load_settings(path), index_path=index) as second:
+        assert second.warm() == 2
+        stats = second.stats()
+        assert (stats.builds, stats.misses, stats.hits) == (2, 0, 0)
+        second.get_client("fast")
+        second.get_client("main")
+        stats = second.stats()
+        assert (stats.builds, stats.misses, stats.hits) == (2, 0, 2)
+        assert second.warm() == 0  # already built
+    assert server.requests == []  # warm start made no network request
+
+
+def test_warm_start_runs_in_the_background(tmp_path: Path, server: FakeServer, keys: None) -> None:
+    index = tmp_path / "index.sqlite"
+    path = _settings_file(tmp_path, server)
+    with Registry(load_settings(path), index_path=index) as first:
+        first.get_client("main")
+    with Registry(load_settings(path), index_path=index, warm_start=True) as second:
+        deadline = time.monotonic() + 10
+        while second.stats().builds < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        second.get_client("main")
+        assert second.stats().hits == 1 and second.stats().misses == 0
+
+
+def test_warm_skips_profiles_whose_key_no_longer_resolves(
+    tmp_path: Path, server: FakeServer, keys: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    index = tmp_path / "index.sqlite"
+    path = _settings_file(tmp_path, server)
+    with Registry(load_settings(path), index_path=index) as first:
+        first.get_client("fast")
+        first.get_client("main")
+    monkeypatch.delenv("MAIN_KEY")
+    with caplog.at_level(logging.INFO, logger="clientreg"), Registry(load_settings(path), index_path=index) as reg:
+        assert reg.warm() == 1
+    assert any("'main'" in r.getMessage() and "key" in r.getMessage() for r in caplog.records)
+
+
+def test_an_unusable_index_location_never_breaks_clients(
+    tmp_path: Path, server: FakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the index's folder should be")
+    with caplog.at_level(logging.WARNING), Registry(index_path=blocker / "index.sqlite") as reg:
+        for i in range(5):
+            assert chat(reg.get_client(settings_for("openai", server.url, key=f"k{i}"))) == "echo: hello"
+        reg.close()
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1
+
+
+def test_a_profile_whose_config_changed_records_drift(
+    tmp_path: Path, server: FakeServer, keys: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    index = tmp_path / "index.sqlite"
+    with Registry(load_settings(_settings_file(tmp_path, server)), index_path=index) as reg:
+        reg.get_client("main")
+    changed = load_settings(_settings_file(tmp_path, server, extra="timeout = 12"))
+    with caplog.at_level(logging.WARNING), Registry(changed, index_path=index) as reg:
+        reg.get_client("main")
+    with KeyIndex(index, create=False) as read:
+        events = read.events(changed.profiles["main"].config_hash)
+    assert [e.kind for e in events if e.kind == "drift"] == ["drift"]
+    assert any("timeout" in r.getMessage() for r in caplog.records)
+
+
+def test_secrets_never_reach_the_index_file(tmp_path: Path, server: FakeServer) -> None:
+    index = tmp_path / "index.sqlite"
+    secret_settings = OpenAISettings(
+        api_key="sk-SECRET-123456",
+        base_url=f"{server.url}/v1",
+        default_headers={"X-Api-Key": "hdr-SECRET-999"},
+        proxy="http://user:proxy-SECRET-pw@127.0.0.1:3128",
+    )
+    with Registry(index_path=index) as reg:
+        reg.get_client(secret_settings)
+    blob = b"".join(p.read_bytes() for p in tmp_path.glob("index.sqlite*"))
+    assert blob
+    for secret in (b"sk-SECRET-123456", b"hdr-SECRET-999", b"proxy-SECRET-pw"):
+        assert secret not in blob
