@@ -1,0 +1,554 @@
+"""load_settings: the TOML file, CLIENTREG_* variables, path resolution, bad input, the example."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+import schemas
+from schemas import (
+    AzureOpenAISettings,
+    CerebrasSettings,
+    GroqSettings,
+    OpenAISettings,
+    SettingsError,
+    TimeoutParts,
+    load_settings,
+)
+from schemas._paths import user_config_dir
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "settings.example.toml"
+ISOLATED_PREFIXES = ("OPENAI_", "AZURE_", "GROQ_", "CEREBRAS_", "CLIENTREG_", "TEAM_")
+
+MAIN = """
+[profiles.main]
+provider = "openai"
+timeout = 30
+max_retries = 4
+default_headers = { "X-Team" = "search" }
+"""
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(os.environ):
+        if name.startswith(ISOLATED_PREFIXES):
+            monkeypatch.delenv(name)
+    # No ./clientreg.toml and no user config file unless a test writes one.
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("APPDATA", str(tmp_path / "appdata"))
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# ---- reading the file -----------------------------------------------------------------------
+
+
+def test_loads_profiles_from_the_named_file(tmp_path: Path) -> None:
+    file = write(tmp_path / "settings.toml", MAIN)
+    settings = load_settings(file)
+    profile = settings.profiles["main"]
+    assert isinstance(profile, OpenAISettings)
+    assert profile.timeout == 30.0
+    assert profile.max_retries == 4
+    assert dict(profile.default_headers) == {"X-Team": "search"}
+    assert settings.path == file
+
+
+def test_path_may_be_a_string(tmp_path: Path) -> None:
+    file = write(tmp_path / "settings.toml", MAIN)
+    assert load_settings(str(file)).profiles["main"].max_retries == 4
+
+
+def test_profile_equals_the_same_settings_built_in_code(tmp_path: Path) -> None:
+    file = write(tmp_path / "settings.toml", MAIN)
+    built = OpenAISettings(timeout=30, max_retries=4, default_headers={"X-Team": "search"})
+    assert load_settings(file).profiles["main"].config_hash == built.config_hash
+
+
+def test_profiles_are_discriminated_by_provider(tmp_path: Path) -> None:
+    file = write(
+        tmp_path / "settings.toml",
+        """
+        [profiles.a]
+        provider = "openai"
+        organization = "org-1"
+        [profiles.b]
+        provider = "azure_openai"
+        azure_endpoint = "https://x.openai.azure.com"
+        api_version = "2024-10-21"
+        [profiles.c]
+        provider = "groq"
+        [profiles.d]
+        provider = "cerebras"
+        warm_tcp_connection = true
+        """,
+    )
+    profiles = load_settings(file).profiles
+    assert isinstance(profiles["a"], OpenAISettings) and profiles["a"].organization == "org-1"
+    assert isinstance(profiles["b"], AzureOpenAISettings) and profiles["b"].api_version == "2024-10-21"
+    assert isinstance(profiles["c"], GroqSettings) and profiles["c"].timeout == 60.0
+    assert isinstance(profiles["d"], CerebrasSettings) and profiles["d"].warm_tcp_connection is True
+
+
+def test_timeout_parts_from_an_inline_table(tmp_path: Path) -> None:
+    file = write(tmp_path / "s.toml", '[profiles.x]\nprovider = "groq"\ntimeout = { connect = 2, read = 90 }\n')
+    assert load_settings(file).profiles["x"].timeout == TimeoutParts(connect=2, read=90)
+
+
+def test_index_table(tmp_path: Path) -> None:
+    file = write(tmp_path / "s.toml", '[index]\npath = "/data/clientreg.sqlite"\nenabled = false\n')
+    index = load_settings(file).index
+    assert index.path == "/data/clientreg.sqlite"
+    assert index.enabled is False
+
+
+def test_index_defaults_when_absent(tmp_path: Path) -> None:
+    index = load_settings(write(tmp_path / "s.toml", MAIN)).index
+    assert index.path is None
+    assert index.enabled is True
+
+
+def test_settings_are_frozen(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path / "s.toml", MAIN))
+    with pytest.raises(ValueError):
+        settings.index = schemas.IndexSettings(enabled=False)
+    with pytest.raises(ValueError):
+        settings.index.enabled = False  # type: ignore[misc]
+
+
+def test_empty_file_gives_empty_settings(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path / "s.toml", ""))
+    assert settings.profiles == {}
+    assert settings.index.enabled is True
+
+
+def test_profiles_take_sdk_variables_and_api_key_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-default")
+    monkeypatch.setenv("TEAM_B_OPENAI_KEY", "sk-team-b")
+    file = write(
+        tmp_path / "s.toml",
+        '[profiles.a]\nprovider = "openai"\n[profiles.b]\nprovider = "openai"\napi_key_env = "TEAM_B_OPENAI_KEY"\n',
+    )
+    profiles = load_settings(file).profiles
+    assert profiles["a"].api_key is not None and profiles["a"].api_key.get_secret_value() == "sk-default"
+    assert profiles["b"].api_key is not None and profiles["b"].api_key.get_secret_value() == "sk-team-b"
+    assert profiles["a"].config_hash != profiles["b"].config_hash
+
+
+# ---- the environment: CLIENTREG_ prefix, "__" nesting -----------------------------------------
+
+
+def test_env_overrides_a_profile_field(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    file = write(tmp_path / "s.toml", MAIN)
+    monkeypatch.setenv("CLIENTREG_PROFILES__MAIN__TIMEOUT", "45")
+    profile = load_settings(file).profiles["main"]
+    assert profile.timeout == 45.0
+    # The rest of the profile still comes from the file.
+    assert isinstance(profile, OpenAISettings)
+    assert profile.max_retries == 4
+    assert dict(profile.default_headers) == {"X-Team": "search"}
+
+
+def test_env_overrides_nested_values_and_json(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    file = write(tmp_path / "s.toml", MAIN + '[index]\npath = "/from/file"\n')
+    monkeypatch.setenv("CLIENTREG_PROFILES__MAIN__DEFAULT_HEADERS", '{"X-Team": "ranking"}')
+    monkeypatch.setenv("CLIENTREG_PROFILES__MAIN__MAX_RETRIES", "0")
+    monkeypatch.setenv("CLIENTREG_INDEX__ENABLED", "false")
+    settings = load_settings(file)
+    assert dict(settings.profiles["main"].default_headers) == {"X-Team": "ranking"}
+    assert settings.profiles["main"].max_retries == 0
+    assert settings.index.enabled is False
+    assert settings.index.path == "/from/file"
+
+
+def test_env_adds_a_profile(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    file = write(tmp_path / "s.toml", MAIN)
+    monkeypatch.setenv("CLIENTREG_PROFILES__EXTRA__PROVIDER", "cerebras")
+    monkeypatch.setenv("CLIENTREG_PROFILES__EXTRA__TIMEOUT", "7")
+    profiles = load_settings(file).profiles
+    assert set(profiles) == {"main", "extra"}
+    assert isinstance(profiles["extra"], CerebrasSettings) and profiles["extra"].timeout == 7.0
+
+
+def test_env_alone_without_a_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLIENTREG_PROFILES__FAST__PROVIDER", "groq")
+    monkeypatch.setenv("CLIENTREG_PROFILES__FAST__API_KEY_ENV", "TEAM_GROQ")
+    monkeypatch.setenv("TEAM_GROQ", "gsk-team")
+    settings = load_settings()
+    assert settings.path is None
+    fast = settings.profiles["fast"]
+    assert isinstance(fast, GroqSettings)
+    assert fast.config_hash == GroqSettings(api_key="gsk-team").config_hash
+
+
+def test_file_value_beats_default(tmp_path: Path) -> None:
+    file = write(tmp_path / "s.toml", '[profiles.a]\nprovider = "groq"\nmax_retries = 7\n')
+    profile = load_settings(file).profiles["a"]
+    assert profile.max_retries == 7
+    assert profile.timeout == 60.0  # not in the file: the default
+
+
+def test_init_beats_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLIENTREG_PROFILES__MAIN__PROVIDER", "openai")
+    monkeypatch.setenv("CLIENTREG_PROFILES__MAIN__TIMEOUT", "45")
+    monkeypatch.setenv("CLIENTREG_INDEX__PATH", "/from/env")
+    settings = schemas.RegistrySettings(
+        profiles={"main": {"provider": "openai", "timeout": 10}},
+        index={"path": "/from/init"},
+    )
+    assert settings.profiles["main"].timeout == 10.0
+    assert settings.index.path == "/from/init"
+
+
+@pytest.mark.parametrize("value", ["off", "/somewhere/index.sqlite", "0", "false"])
+def test_clientreg_index_is_not_a_settings_field(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, value: str) -> None:
+    # CLIENTREG_INDEX is read by the registry, not merged into [index].
+    file = write(tmp_path / "s.toml", MAIN + '[index]\npath = "/from/file"\n')
+    monkeypatch.setenv("CLIENTREG_INDEX", value)
+    settings = load_settings(file)
+    assert settings.index.path == "/from/file"
+    assert settings.index.enabled is True
+
+
+def test_clientreg_settings_is_not_a_settings_field(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    file = write(tmp_path / "s.toml", MAIN)
+    monkeypatch.setenv("CLIENTREG_SETTINGS", str(file))
+    monkeypatch.setenv("CLIENTREG_INDEX", "off")
+    settings = load_settings()
+    assert settings.path == file
+    assert set(settings.profiles) == {"main"}
+
+
+# ---- where the file is found --------------------------------------------------------------------
+
+
+def _profile_file(path: Path, marker: int) -> Path:
+    return write(path, f'[profiles.which]\nprovider = "openai"\nmax_retries = {marker}\n')
+
+
+def _which(settings: schemas.RegistrySettings) -> int:
+    return settings.profiles["which"].max_retries
+
+
+@pytest.fixture
+def four_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Path]:
+    files = {
+        "argument": _profile_file(tmp_path / "arg.toml", 1),
+        "variable": _profile_file(tmp_path / "var.toml", 2),
+        "cwd": _profile_file(Path.cwd() / "clientreg.toml", 3),
+        "user": _profile_file(user_config_dir() / "clientreg.toml", 4),
+    }
+    monkeypatch.setenv("CLIENTREG_SETTINGS", str(files["variable"]))
+    return files
+
+
+def test_argument_comes_first(four_files: dict[str, Path]) -> None:
+    settings = load_settings(four_files["argument"])
+    assert _which(settings) == 1
+    assert settings.path == four_files["argument"]
+
+
+def test_then_the_clientreg_settings_variable(four_files: dict[str, Path]) -> None:
+    settings = load_settings()
+    assert _which(settings) == 2
+    assert settings.path == four_files["variable"]
+
+
+def test_then_clientreg_toml_in_the_working_directory(
+    monkeypatch: pytest.MonkeyPatch, four_files: dict[str, Path]
+) -> None:
+    monkeypatch.delenv("CLIENTREG_SETTINGS")
+    settings = load_settings()
+    assert _which(settings) == 3
+    assert settings.path is not None and settings.path.resolve() == four_files["cwd"].resolve()
+
+
+def test_then_the_user_config_dir(monkeypatch: pytest.MonkeyPatch, four_files: dict[str, Path], tmp_path: Path) -> None:
+    monkeypatch.delenv("CLIENTREG_SETTINGS")
+    four_files["cwd"].unlink()
+    settings = load_settings()
+    assert _which(settings) == 4
+    assert settings.path == four_files["user"]
+    if sys.platform.startswith("linux"):
+        assert settings.path == tmp_path / "xdg-config" / "clientreg" / "clientreg.toml"
+
+
+def test_no_file_anywhere_gives_empty_settings() -> None:
+    settings = load_settings()
+    assert settings.profiles == {}
+    assert settings.path is None
+
+
+def test_working_directory_is_read_when_changed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    first = tmp_path / "first"
+    second = tmp_path / "second"
+    _profile_file(first / "clientreg.toml", 5)
+    _profile_file(second / "clientreg.toml", 6)
+    monkeypatch.chdir(first)
+    assert _which(load_settings()) == 5
+    monkeypatch.chdir(second)
+    assert _which(load_settings()) == 6
+
+
+def test_missing_file_named_by_argument_is_an_error(tmp_path: Path) -> None:
+    _profile_file(Path.cwd() / "clientreg.toml", 3)  # present, but not what was asked for
+    missing = tmp_path / "nope.toml"
+    with pytest.raises(SettingsError) as info:
+        load_settings(missing)
+    assert str(missing) in str(info.value)
+    assert "not found" in str(info.value)
+    assert info.value.path == str(missing)
+
+
+def test_missing_file_named_by_variable_is_an_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    _profile_file(Path.cwd() / "clientreg.toml", 3)
+    missing = tmp_path / "nope.toml"
+    monkeypatch.setenv("CLIENTREG_SETTINGS", str(missing))
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    assert str(missing) in str(info.value)
+
+
+def test_directory_instead_of_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(tmp_path)
+    assert str(tmp_path) in str(info.value)
+
+
+def test_settings_error_is_a_value_error() -> None:
+    assert issubclass(SettingsError, ValueError)
+
+
+# ---- bad input ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ('[profiles.main]\nprovider = "openai"\ntimeout = \n', 3),
+        ('[profiles.main]\nprovider = "openai"\n\n\napi_key = "unterminated\n', 5),
+        ('[profiles.main\nprovider = "openai"\n', 1),
+        ('[profiles.main]\nprovider = "openai"\nprovider = "groq"\n', 3),
+    ],
+    ids=["missing value", "unterminated string", "unclosed table header", "duplicate key"],
+)
+def test_invalid_toml_names_file_and_line(tmp_path: Path, text: str, line: int) -> None:
+    file = write(tmp_path / "broken.toml", text)
+    with pytest.raises(SettingsError) as info:
+        load_settings(file)
+    message = str(info.value)
+    assert str(file) in message
+    assert "invalid TOML" in message
+    assert re.search(rf"\bline {line}\b", message), message
+    assert info.value.path == str(file)
+
+
+def test_file_that_is_not_utf8_is_an_error(tmp_path: Path) -> None:
+    file = tmp_path / "latin1.toml"
+    file.write_bytes('[profiles.main]\nprovider = "openai"\norganization = "\xe9"\n'.encode("latin-1"))
+    with pytest.raises(SettingsError) as info:
+        load_settings(file)
+    assert str(file) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ("timeout = -1", "timeout"),
+        ('timeout = "soon"', "timeout"),
+        ("max_retries = -1", "max_retries"),
+        ('base_url = "ftp://files.example"', "base_url"),
+        ('base_url = "localhost:8000"', "base_url"),
+        ("default_headers = { X-Team = 1 }", "default_headers"),
+        ("max_connections = 0", "max_connections"),
+        ('verify = ["x"]', "verify"),
+    ],
+)
+def test_validation_error_names_file_profile_and_field(tmp_path: Path, body: str, field: str) -> None:
+    file = write(
+        tmp_path / "s.toml", f'[profiles.ok]\nprovider = "groq"\n[profiles.main]\nprovider = "openai"\n{body}\n'
+    )
+    with pytest.raises(SettingsError) as info:
+        load_settings(file)
+    message = str(info.value)
+    assert str(file) in message
+    assert "profile 'main'" in message
+    assert f"field '{field}" in message
+    assert "'ok'" not in message
+    assert info.value.path == str(file)
+    assert info.value.profile == "main"
+    assert info.value.field is not None and info.value.field.startswith(field)
+
+
+def test_unknown_profile_field_names_the_near_match(tmp_path: Path) -> None:
+    file = write(tmp_path / "s.toml", '[profiles.main]\nprovider = "openai"\nmax_retires = 3\n')
+    with pytest.raises(SettingsError) as info:
+        load_settings(file)
+    message = str(info.value)
+    assert str(file) in message and "profile 'main'" in message
+    assert "max_retires" in message and "did you mean 'max_retries'?" in message
+    assert info.value.field == "max_retires"
+
+
+def test_field_of_another_provider_is_unknown_in_a_profile(tmp_path: Path) -> None:
+    file = write(tmp_path / "s.toml", '[profiles.g]\nprovider = "groq"\norganization = "org-1"\n')
+    with pytest.raises(SettingsError) as info:
+        load_settings(file)
+    assert "profile 'g'" in str(info.value) and "organization" in str(info.value)
+
+
+def test_unknown_provider_names_the_choices(tmp_path: Path) -> None:
+    file = write(tmp_path / "s.toml", '[profiles.main]\nprovider = "openia"\n')
+    with pytest.raises(SettingsError) as info:
+        load_settings(file)
+    message = str(info.value)
+    assert str(file) in message and "profile 'main'" in message
+    assert info.value.field == "provider"
+    for provider in ("openai", "azure_openai", "groq", "cerebras"):
+        assert f"'{provider}'" in message
+
+
+def test_missing_provider_is_an_error(tmp_path: Path) -> None:
+    file = write(tmp_path / "s.toml", "[profiles.main]\ntimeout = 3\n")
+    with pytest.raises(SettingsError) as info:
+        load_settings(file)
+    assert "profile 'main'" in str(info.value)
+    assert info.value.field == "provider"
+
+
+def test_model_level_error_names_the_profile(tmp_path: Path) -> None:
+    file = write(
+        tmp_path / "s.toml",
+        '[profiles.az]\nprovider = "azure_openai"\nazure_endpoint = "https://a.openai.azure.com"\n'
+        'base_url = "https://b.openai.azure.com/openai"\n',
+    )
+    with pytest.raises(SettingsError) as info:
+        load_settings(file)
+    assert str(file) in str(info.value)
+    assert "profile 'az'" in str(info.value)
+    assert info.value.profile == "az"
+
+
+def test_unknown_table_is_an_error_with_a_hint(tmp_path: Path) -> None:
+    file = write(tmp_path / "s.toml", MAIN + '[indx]\npath = "x"\n')
+    with pytest.raises(SettingsError) as info:
+        load_settings(file)
+    message = str(info.value)
+    assert str(file) in message and "indx" in message and "did you mean 'index'?" in message
+
+
+def test_bad_index_value_names_the_index_field(tmp_path: Path) -> None:
+    file = write(tmp_path / "s.toml", '[index]\nenabled = "sometimes"\n')
+    with pytest.raises(SettingsError) as info:
+        load_settings(file)
+    message = str(info.value)
+    assert str(file) in message and "[index]" in message and "enabled" in message
+    assert info.value.field == "enabled"
+
+
+def test_every_bad_profile_is_reported(tmp_path: Path) -> None:
+    file = write(
+        tmp_path / "s.toml",
+        '[profiles.one]\nprovider = "openai"\ntimeout = -1\n[profiles.two]\nprovider = "groq"\nmax_retries = -2\n',
+    )
+    with pytest.raises(SettingsError) as info:
+        load_settings(file)
+    message = str(info.value)
+    assert "profile 'one', field 'timeout'" in message
+    assert "profile 'two', field 'max_retries'" in message
+
+
+def test_bad_env_value_names_the_source(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    file = write(tmp_path / "s.toml", MAIN)
+    monkeypatch.setenv("CLIENTREG_PROFILES__MAIN__TIMEOUT", "-3")
+    with pytest.raises(SettingsError) as info:
+        load_settings(file)
+    assert "profile 'main', field 'timeout'" in str(info.value)
+
+
+def test_env_value_that_is_not_json_is_a_settings_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CLIENTREG_PROFILES", "{not json")
+    with pytest.raises(SettingsError) as info:
+        load_settings(write(tmp_path / "s.toml", MAIN))
+    assert "environment" in str(info.value)
+
+
+# ---- settings.example.toml ----------------------------------------------------------------------
+
+
+def test_example_loads_and_every_profile_validates() -> None:
+    settings = load_settings(EXAMPLE)
+    profiles = settings.profiles
+    providers = {type(p) for p in profiles.values()}
+    assert providers == {OpenAISettings, AzureOpenAISettings, GroqSettings, CerebrasSettings}
+    for name, profile in profiles.items():
+        assert re.fullmatch(r"[0-9a-f]{64}", profile.config_hash), name
+        # Round trip: the profile rebuilt from its own values is the same configuration.
+        assert type(profile)(**profile.model_dump()).config_hash == profile.config_hash, name
+    assert len({p.config_hash for p in profiles.values()}) == len(profiles)
+    assert settings.index.enabled is True  # [index] is commented out
+
+
+def test_example_has_a_local_openai_compatible_server() -> None:
+    profiles = load_settings(EXAMPLE).profiles
+    local = [
+        p for p in profiles.values() if isinstance(p, OpenAISettings) and p.base_url == "http://localhost:11434/v1"
+    ]
+    assert len(local) == 1
+
+
+def test_example_keys_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    variables = {
+        "OPENAI_API_KEY": "sk-env-openai",
+        "GROQ_API_KEY": "gsk-env-groq",
+        "CEREBRAS_API_KEY": "csk-env-cerebras",
+        "AZURE_OPENAI_API_KEY": "az-env-azure",
+        "TEAM_B_OPENAI_KEY": "sk-env-team-b",
+    }
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    profiles = load_settings(EXAMPLE).profiles
+    keys = {p.api_key.get_secret_value() for p in profiles.values() if p.api_key is not None}
+    assert set(variables.values()) <= keys
+    for profile in profiles.values():
+        if isinstance(profile, GroqSettings):
+            assert profile.api_key is not None and profile.api_key.get_secret_value() == "gsk-env-groq"
+        if isinstance(profile, CerebrasSettings):
+            assert profile.warm_tcp_connection is False
+
+
+def test_example_holds_no_secret() -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    data = tomllib.loads(text)
+    for name, profile in data["profiles"].items():
+        key = profile.get("api_key")
+        # Only a placeholder for a local server that ignores keys.
+        assert key is None or (len(key) < 12 and profile.get("base_url", "").startswith("http://localhost")), name
+        proxy = profile.get("proxy", "")
+        assert "@" not in proxy, name
+    assert not re.search(r"\b(sk|gsk|csk)[-_][A-Za-z0-9]{8,}", text)
+    assert not re.search(r"[0-9a-f]{32}", text)
+
+
+def test_example_index_table_works_when_uncommented(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    uncommented = re.sub(r"^# (\[index\]|path = |enabled = )", r"\1", text, flags=re.MULTILINE)
+    assert uncommented != text
+    settings = load_settings(write(tmp_path / "clientreg.toml", uncommented))
+    assert settings.index.path is not None
+    assert settings.index.enabled is True
