@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from registry._counter import Count
 from registry.errors import NoRunningLoopError, RegistryClosedError, UnknownProfileError
+from registry.locations import resolve_index_path
 from registry.providers import builder_for
 from registry.transports import aclose_pool, close_pool, new_pool, pool_is_idle, ssl_context
 from schemas import ProviderSettings
@@ -585,22 +586,7 @@ class Registry:
         return self._recorder
 
     def _resolve_index_path(self) -> Path | None:
-        if self._index_path is not None:
-            return None if str(self._index_path).lower() == "off" else Path(self._index_path)
-        named = os.environ.get("CLIENTREG_INDEX")
-        if named:
-            return None if named.lower() in ("off", "0", "false", "no") else Path(named)
-        try:
-            index = self.settings.index
-        except Exception:  # a bad settings file is reported where profiles are used
-            index = None
-        if index is not None and not index.enabled:
-            return None
-        if index is not None and index.path:
-            return Path(index.path).expanduser()
-        from schemas._paths import user_data_dir
-
-        return user_data_dir() / "index.sqlite"
+        return resolve_index_path(self._index_path, lambda: self.settings.index)
 
     def _count(self, settings: ProviderSettings, profile: str | None, *, kind: str | None) -> Any:
         recorder = self._recorder_or_none()
