@@ -1,0 +1,103 @@
+"""Misses on a warm transport next to plain SDK construction; a miss with the key index on and off."""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks._stats import Sample
+from registry import Registry
+from schemas import CerebrasSettings, GroqSettings, OpenAISettings, ProviderSettings
+
+_serial = itertools.count()
+
+
+def _plain_openai(key: str) -> Any:
+    import openai
+
+    return openai.OpenAI(api_key=key)
+
+
+def _plain_groq(key: str) -> Any:
+    import groq
+
+    return groq.Groq(api_key=key)
+
+
+def _plain_cerebras(key: str) -> Any:
+    from cerebras.cloud.sdk import Cerebras
+
+    # The SDK's default warm_tcp_connection=True sends a request from the constructor; the
+    # registry passes False, so the plain side does too (construction only, no network).
+    return Cerebras(api_key=key, warm_tcp_connection=False)
+
+
+PROVIDERS: dict[str, tuple[type[ProviderSettings], Callable[[str], Any]]] = {
+    "openai": (OpenAISettings, _plain_openai),
+    "groq": (GroqSettings, _plain_groq),
+    "cerebras": (CerebrasSettings, _plain_cerebras),
+}
+
+
+def _new_key() -> str:
+    return f"sk-bench-{next(_serial):012d}"
+
+
+def registry_miss_seconds(reg: Registry, cls: type[ProviderSettings], count: int) -> float:
+    """Seconds per miss on a warm transport: a new key's settings object and its client."""
+    keys = [_new_key() for _ in range(count)]
+    started = time.perf_counter()
+    for key in keys:
+        reg.get_client(cls(api_key=key))
+    return (time.perf_counter() - started) / count
+
+
+def plain_seconds(make: Callable[[str], Any], count: int) -> float:
+    """Seconds per plain SDK construction (each builds its own HTTP client); closing is not timed."""
+    total = 0.0
+    for _ in range(count):
+        key = _new_key()
+        started = time.perf_counter()
+        client = make(key)
+        total += time.perf_counter() - started
+        client.close()
+    return total / count
+
+
+def measure_warm_miss(*, misses: int, plain: int, rounds: int) -> dict[str, tuple[Sample, Sample]]:
+    """Per provider: (registry miss, plain construction) seconds, alternating within each round."""
+    results: dict[str, tuple[Sample, Sample]] = {}
+    with Registry(index_path="off") as reg:
+        for name, (cls, make) in PROVIDERS.items():
+            reg.get_client(cls(api_key=_new_key()))  # warms the transport and imports the SDK
+            make(_new_key()).close()
+            ours: list[float] = []
+            theirs: list[float] = []
+            for _ in range(rounds):
+                ours.append(registry_miss_seconds(reg, cls, misses))
+                theirs.append(plain_seconds(make, plain))
+            results[name] = (Sample(tuple(ours)), Sample(tuple(theirs)))
+    return results
+
+
+def measure_index_miss(*, misses: int, rounds: int) -> tuple[Sample, Sample]:
+    """(index on, index off) seconds per openai miss on a warm transport, alternating each round.
+
+    Each round uses a fresh registry (and index file); its first, untimed miss warms the
+    transport and opens the index.
+    """
+    on: list[float] = []
+    off: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="clientreg-bench-") as tmp:
+        for round_no in range(rounds + 1):  # round 0 is a warm-up (imports, SSL context)
+            for index_path, into in ((Path(tmp, f"index-{round_no}.sqlite"), on), ("off", off)):
+                with Registry(index_path=index_path) as reg:
+                    reg.get_client(OpenAISettings(api_key=_new_key()))  # the transport, warm
+                    seconds = registry_miss_seconds(reg, OpenAISettings, misses)
+                if round_no:
+                    into.append(seconds)
+    return Sample(tuple(on)), Sample(tuple(off))
