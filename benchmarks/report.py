@@ -55,10 +55,16 @@ def render_table(figures: list[Figure]) -> str:
     return "\n".join(lines)
 
 
+def render_notes(results: dict[str, Any], *, bold: bool = False) -> str:
+    """One line per figure that has a note: how it was measured."""
+    mark = "**" if bold else ""
+    return "\n".join(f"- {mark}{f['label']}{mark}: {f['note']}" for f in results["figures"].values() if f["note"])
+
+
 def render_markdown(table: str, results: dict[str, Any]) -> str:
     machine = results["machine"]
     packages = ", ".join(f"{name} {version}" for name, version in machine["packages"].items() if version)
-    notes = "\n".join(f"- **{f['label']}**: {f['note']}" for f in results["figures"].values() if f["note"])
+    notes = render_notes(results, bold=True)
     return f"""# Benchmark results
 
 From a real run of `python -m benchmarks` ({results["mode"]} mode, {results["seconds"]:.0f} s) on

@@ -18,7 +18,7 @@ from typing import Any
 
 from benchmarks import agents, history, hot_path, machine, misses
 from benchmarks._stats import Sample
-from benchmarks.report import render_markdown, render_table
+from benchmarks.report import render_markdown, render_notes, render_table
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -234,7 +234,7 @@ def agent_figures(counts: Counts) -> list[Figure]:
             s["plain_conn"],
             "<= 2",
             s["registry_conn"].high <= 2,
-            note,
+            "the same runs; counted by the server as TCP connections accepted",
         ),
     ]
 
@@ -258,8 +258,12 @@ def import_figures(counts: Counts) -> list[Figure]:
             baseline,
             "<= 0.5x, no SDK imported",
             sample.median <= 0.5 * baseline.median and not leaked,
-            "fresh interpreter per import; SDK modules imported by clientreg: "
-            + (", ".join(sorted(leaked)) if leaked else "none"),
+            "fresh interpreter per import; "
+            + (
+                f"SDK modules imported: {', '.join(sorted(leaked))}"
+                if leaked
+                else "checked: no openai, groq or cerebras module in sys.modules"
+            ),
         ),
     ]
 
@@ -311,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     table = render_table(figures)
     print(table)
+    print("\nHow each figure was measured (medians over rounds; ratio = clientreg / baseline):")
+    print(render_notes(results))
     print(f"\n{'quick' if args.quick else 'full'} run in {elapsed:.0f} s on {info['cpu']} ({info['cores']} cores)")
 
     out = args.json or HERE / "results" / ("quick.json" if args.quick else "latest.json")
