@@ -36,7 +36,9 @@ def _plain_cerebras(key: str) -> Any:
     return Cerebras(api_key=key, warm_tcp_connection=False)
 
 
-PROVIDERS: dict[str, tuple[type[ProviderSettings], Callable[[str], Any]]] = {
+SettingsClass = Callable[..., ProviderSettings]
+
+PROVIDERS: dict[str, tuple[SettingsClass, Callable[[str], Any]]] = {
     "openai": (OpenAISettings, _plain_openai),
     "groq": (GroqSettings, _plain_groq),
     "cerebras": (CerebrasSettings, _plain_cerebras),
@@ -47,7 +49,7 @@ def _new_key() -> str:
     return f"sk-bench-{next(_serial):012d}"
 
 
-def registry_miss_seconds(reg: Registry, cls: type[ProviderSettings], count: int) -> float:
+def registry_miss_seconds(reg: Registry, cls: SettingsClass, count: int) -> float:
     """Seconds per miss on a warm transport: a new key's settings object and its client."""
     keys = [_new_key() for _ in range(count)]
     started = time.perf_counter()
