@@ -168,6 +168,18 @@ class ConfigRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ConfigSummary:
+    """A ``configs`` row without its config: what a history table shows."""
+
+    config_hash: str
+    provider: str
+    profiles: tuple[str, ...]
+    first_seen: float
+    last_seen: float
+    uses: int
+
+
+@dataclass(frozen=True, slots=True)
 class EventRecord:
     """One row of ``events``."""
 
@@ -516,24 +528,43 @@ class KeyIndex:
         ``since`` keeps configs used at or after that time (``last_seen``); ``limit`` keeps the
         newest ``limit``. Oldest first unless ``newest_first``.
         """
-        where: list[str] = []
-        params: list[Any] = []
-        if provider is not None:
-            where.append("json_extract(value, '$.provider') = ?")
-            params.append(provider)
-        if profile is not None:
-            where.append("EXISTS (SELECT 1 FROM json_each(value, '$.profiles') AS p WHERE p.value = ?)")
-            params.append(profile)
-        if since is not None:
-            where.append("json_extract(value, '$.last_seen') >= ?")
-            params.append(since)
-        sql = 'SELECT key, value FROM "configs"' + (" WHERE " + " AND ".join(where) if where else "")
+        where, params = _config_filters(profile, provider, since)
+        sql = 'SELECT key, value FROM "configs"' + where
         sql += " ORDER BY json_extract(value, '$.first_seen') DESC, key DESC"
         if limit is not None:
             sql += f" LIMIT {max(int(limit), 0)}"
         rows = self._read(lambda: self._conn.execute(sql, params).fetchall())
         records = [_config_record(key, _decode(value)) for key, value in rows]
         return records if newest_first else records[::-1]
+
+    def list_summaries(
+        self,
+        *,
+        profile: str | None = None,
+        provider: str | None = None,
+        since: float | None = None,
+        limit: int | None = None,
+        newest_first: bool = False,
+    ) -> list[ConfigSummary]:
+        """`list_configs` without the configs: several times faster on a large index.
+
+        Each row's JSON is parsed once, in SQLite, for the five fields a history table shows,
+        and they come back as one JSON array (one decode, not one per row; numbers keep their
+        stored text, so no precision is lost).
+        """
+        where, params = _config_filters(profile, provider, since)
+        sql = (
+            "SELECT json_group_array(json_array(key, json_extract(value, "
+            "'$.first_seen', '$.last_seen', '$.uses', '$.provider', '$.profiles'))) "
+            'FROM "configs"' + where
+        )
+        text = self._read(lambda: self._conn.execute(sql, params).fetchone()[0])
+        found: list[tuple[str, list[Any]]] = _decode(text)
+        found.sort(key=lambda row: (row[1][0], row[0]), reverse=True)
+        if limit is not None:
+            found = found[: max(int(limit), 0)]
+        summaries = [ConfigSummary(key, f[3], tuple(f[4]), f[0], f[1], f[2]) for key, f in found]
+        return summaries if newest_first else summaries[::-1]
 
     def events(self, config_hash: str) -> list[EventRecord]:
         """The events of one config, oldest first."""
@@ -669,6 +700,21 @@ def _config_record(config_hash: str, value: dict[str, Any]) -> ConfigRecord:
         value["last_seen"],
         value["uses"],
     )
+
+
+def _config_filters(profile: str | None, provider: str | None, since: float | None) -> tuple[str, list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    if provider is not None:
+        where.append("json_extract(value, '$.provider') = ?")
+        params.append(provider)
+    if profile is not None:
+        where.append("EXISTS (SELECT 1 FROM json_each(value, '$.profiles') AS p WHERE p.value = ?)")
+        params.append(profile)
+    if since is not None:
+        where.append("json_extract(value, '$.last_seen') >= ?")
+        params.append(since)
+    return (" WHERE " + " AND ".join(where) if where else ""), params
 
 
 def _event_record(event_id: str, value: dict[str, Any]) -> EventRecord:
