@@ -50,12 +50,13 @@ def history_command(path: Path) -> tuple[list[str], str]:
     """The command to time: the console script once the CLI exists, else the KeyIndex read it uses."""
     if CONSOLE_SCRIPT.exists() and importlib.util.find_spec("registry.cli") is not None:
         return [str(CONSOLE_SCRIPT), "history", "--index", str(path)], "console script `clientreg history --index PATH`"
+    read = "list_summaries" if hasattr(KeyIndex, "list_summaries") else "list_configs"
     code = (
         "import sys; from registry.index import KeyIndex\n"
-        "with KeyIndex(sys.argv[1], create=False) as index: rows = index.list_configs()\n"
+        f"with KeyIndex(sys.argv[1], create=False) as index: rows = index.{read}()\n"
         "assert len(rows) > 0"
     )
-    return [sys.executable, "-c", code, str(path)], "KeyIndex.list_configs() in a fresh interpreter (no CLI yet)"
+    return [sys.executable, "-c", code, str(path)], f"KeyIndex.{read}() in a fresh interpreter (no CLI yet)"
 
 
 def measure(path: Path, *, rounds: int) -> tuple[Sample, str]:
