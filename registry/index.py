@@ -7,7 +7,8 @@ never pickle, so a tampered file cannot run code::
     events   sortable id -> {"time", "config_hash", "profile", "kind", "host", "pid", "detail"?}
     meta     "schema_version" -> 1;  "profile:<name>" -> {"config_hash", "last_seen"}
 
-Any sqlitedict user can read it: ``SqliteDict(path, "configs", encode=json.dumps, decode=json.loads)``.
+Any sqlitedict user can read it (keep WAL: sqlitedict's default would switch the file to DELETE):
+``SqliteDict(path, "configs", flag="r", journal_mode="WAL", decode=json.loads)``.
 Times are Unix seconds. Only redacted canonical configs and profile names are stored.
 
 >>> with KeyIndex("index.sqlite") as index:
@@ -30,7 +31,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, Literal, NamedTuple, TypeVar
 
 from sqlitedict import SqliteDict  # type: ignore[import-untyped]
 
@@ -167,9 +168,8 @@ class ConfigRecord:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class ConfigSummary:
-    """A ``configs`` row without its config: what a history table shows."""
+class ConfigSummary(NamedTuple):
+    """A ``configs`` row without its config: what a history table shows (a tuple: 100,000 are cheap)."""
 
     config_hash: str
     provider: str
@@ -529,8 +529,8 @@ class KeyIndex:
         newest ``limit``. Oldest first unless ``newest_first``.
         """
         where, params = _config_filters(profile, provider, since)
-        sql = 'SELECT key, value FROM "configs"' + where
-        sql += " ORDER BY json_extract(value, '$.first_seen') DESC, key DESC"
+        sql = 'SELECT c.key, c.value FROM "configs" AS c' + where
+        sql += " ORDER BY json_extract(c.value, '$.first_seen') DESC, c.key DESC"
         if limit is not None:
             sql += f" LIMIT {max(int(limit), 0)}"
         rows = self._read(lambda: self._conn.execute(sql, params).fetchall())
@@ -554,9 +554,9 @@ class KeyIndex:
         """
         where, params = _config_filters(profile, provider, since)
         sql = (
-            "SELECT json_group_array(json_array(key, json_extract(value, "
+            "SELECT json_group_array(json_array(c.key, json_extract(c.value, "
             "'$.first_seen', '$.last_seen', '$.uses', '$.provider', '$.profiles'))) "
-            'FROM "configs"' + where
+            'FROM "configs" AS c' + where
         )
         text = self._read(lambda: self._conn.execute(sql, params).fetchone()[0])
         found: list[tuple[str, list[Any]]] = _decode(text)
@@ -706,13 +706,13 @@ def _config_filters(profile: str | None, provider: str | None, since: float | No
     where: list[str] = []
     params: list[Any] = []
     if provider is not None:
-        where.append("json_extract(value, '$.provider') = ?")
+        where.append("json_extract(c.value, '$.provider') = ?")
         params.append(provider)
     if profile is not None:
-        where.append("EXISTS (SELECT 1 FROM json_each(value, '$.profiles') AS p WHERE p.value = ?)")
+        where.append("EXISTS (SELECT 1 FROM json_each(c.value, '$.profiles') AS p WHERE p.value = ?)")
         params.append(profile)
     if since is not None:
-        where.append("json_extract(value, '$.last_seen') >= ?")
+        where.append("json_extract(c.value, '$.last_seen') >= ?")
         params.append(since)
     return (" WHERE " + " AND ".join(where) if where else ""), params
 
