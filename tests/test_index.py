@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlitedict import SqliteDict
+from sqlitedict import SqliteDict  # type: ignore[import-untyped]
 
 from registry.index import (
     SCHEMA_VERSION,
@@ -68,9 +68,12 @@ def test_every_value_is_json_and_a_plain_sqlitedict_reads_it(path: Path) -> None
             json.loads(value)  # never a pickle
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
-    for table, key, check in (("configs", _hash("aa"), lambda v: v["uses"] == 2), ("meta", "schema_version", None)):
-        with SqliteDict(str(path), tablename=table, decode=json.loads, flag="r", journal_mode="WAL") as plain:
-            assert check(plain[key]) if check else plain[key] == SCHEMA_VERSION
+    for table, key, field, expected in (("configs", _hash("aa"), "uses", 2), ("meta", "schema_version", None, 1)):
+        plain = SqliteDict(str(path), tablename=table, decode=json.loads, flag="r", journal_mode="WAL")
+        value = plain[key]
+        plain.close()
+        assert (value[field] if field else value) == expected
+    assert SCHEMA_VERSION == 1
 
 
 def test_apply_merges_uses_profiles_and_times(path: Path) -> None:
