@@ -491,7 +491,8 @@ class _VersionAction(argparse.Action):
             found = version("clientreg")
         except PackageNotFoundError:
             found = "unknown"
-        parser.exit(0, f"{PROG} {found}\n")
+        sys.stdout.write(f"{PROG} {found}\n")
+        parser.exit(0)
 
 
 def build_parser() -> argparse.ArgumentParser:
