@@ -299,7 +299,10 @@ def cmd_warm(args: argparse.Namespace) -> int:
                 row[4] = f"{(time.perf_counter() - t0) * 1000:.1f}"
             except Exception as exc:
                 failed += 1
-                row.append(f"failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+                reason = str(exc).splitlines()[0] if str(exc) else ""
+                if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in reason:
+                    reason += f": {exc.filename}"
+                row.append(f"failed: {type(exc).__name__}: {reason}")
                 continue
             built[name] = s.config_hash
             row.append("built")
