@@ -213,8 +213,11 @@ class RecentProfile:
 # ---- sqlitedict over one synchronous connection -------------------------------------------------
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)  # one encoder, not one per value
+
+
 def _encode(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), allow_nan=False)
+    return _ENCODER.encode(obj)
 
 
 def _decode(value: str | bytes) -> Any:
