@@ -443,16 +443,17 @@ class Registry:
         try:
             entry = self._build(settings, self._sync, is_async=False)
         except Exception as exc:
-            log.info("clientreg: warm start skips profile %r: %s", profile, type(exc).__name__)
-            return False
-        finally:
             with self._lock:
                 self._flights.pop(key, None)
-            flight.done.set()
+            flight.done.set()  # no error for waiters: a caller's own build may still succeed
+            log.info("clientreg: warm start skips profile %r: %s", profile, type(exc).__name__)
+            return False
         entry.counters[profile] = self._count(settings, profile, kind="warm")
         with self._lock:
-            self._sync.entries[key] = entry
+            self._sync.entries[key] = entry  # stored before the flight ends: waiters find it
+            self._flights.pop(key, None)
             evicted = self._evict(self._sync)
+        flight.done.set()
         self._after_evictions(evicted, self._sync, None)
         return True
 

@@ -106,7 +106,7 @@ def test_warm_start_runs_in_the_background(tmp_path: Path, server: FakeServer, k
         first.get_client("main")
     with Registry(load_settings(path), index_path=index, warm_start=True) as second:
         deadline = time.monotonic() + 10
-        while second.stats().builds < 1 and time.monotonic() < deadline:
+        while second.stats().live_clients < 1 and time.monotonic() < deadline:
             time.sleep(0.01)
         second.get_client("main")
         assert second.stats().hits == 1 and second.stats().misses == 0
