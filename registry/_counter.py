@@ -4,28 +4,31 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Callable
 
 
 class Count:
-    """An exact, lock-free counter for hot paths.
+    """An exact, lock-free counter for hot paths (registry stats, per-config use counts).
 
-    ``add()`` is ``next()`` on an ``itertools.count``, a single C call that the GIL makes
-    atomic, so concurrent threads never lose an increment (``x += 1`` can). Reading calls
-    ``next()`` too, and subtracts the reads it made itself.
+    ``hit()`` is the bound ``__next__`` of an ``itertools.count``: one C call, no Python
+    frame, made atomic by the GIL, so concurrent threads never lose an increment (``x += 1``
+    can). `total` calls ``next()`` too and subtracts the reads it made itself.
     """
 
-    __slots__ = ("_lock", "_reads", "add")
+    __slots__ = ("_count", "_lock", "_reads", "hit")
+
+    hit: Callable[[], object]
+    """Count one."""
 
     def __init__(self) -> None:
-        counter = itertools.count()
-        self.add = counter.__next__
+        self._count = itertools.count()
         self._reads = 0
         self._lock = threading.Lock()
+        self.hit = self._count.__next__
 
-    @property
-    def value(self) -> int:
-        """How many times ``add()`` was called."""
+    def total(self) -> int:
+        """How many times `hit` was called so far."""
         with self._lock:
-            current = self.add() - self._reads
+            value = next(self._count) - self._reads
             self._reads += 1
-            return current
+            return value

@@ -198,7 +198,7 @@ class Registry:
             return self._get_slow(settings, profile, self._sync, None)
         if self._max_clients is not None:
             self._touch(self._sync, key)
-        self._hits.add()
+        self._hits.hit()
         count.hit()
         return entry.client
 
@@ -231,7 +231,7 @@ class Registry:
             else:
                 if self._max_clients is not None:
                     self._touch(clients, key)
-                self._hits.add()
+                self._hits.hit()
                 count.hit()
                 return entry.client
         return self._get_slow(settings, profile, clients, loop)
@@ -243,11 +243,11 @@ class Registry:
             live_clients = len(self._sync.entries) + sum(len(c.entries) for c in loops)
             live_pools = sum(len(c.pools) + len(c.retired) for c in [self._sync, *loops])
         return RegistryStats(
-            hits=self._hits.value,
-            misses=self._misses.value,
-            builds=self._builds.value,
+            hits=self._hits.total(),
+            misses=self._misses.total(),
+            builds=self._builds.total(),
             build_seconds=self._build_ns / 1e9,
-            evictions=self._evictions.value,
+            evictions=self._evictions.total(),
             live_clients=live_clients,
             live_transports=live_pools,
             event_loops=len(loops),
@@ -356,7 +356,7 @@ class Registry:
             raise TypeError(
                 f"expected a settings object (OpenAISettings, ...) or a profile name, got {type(settings).__name__}"
             )
-        self._misses.add()
+        self._misses.hit()
         key = settings.config_hash
         if loop is not None:
             clients = self._loop_clients(loop)
@@ -431,7 +431,7 @@ class Registry:
                 pool.users -= 1
             raise
         self._build_ns += time.perf_counter_ns() - started
-        self._builds.add()
+        self._builds.hit()
         return _Entry(client, pool, settings)
 
     def _warm_one(self, settings: ProviderSettings, profile: str) -> bool:
@@ -491,7 +491,7 @@ class Registry:
         garbage collected, and a pool nobody uses is closed once it is idle.
         """
         for key, entry in evicted:
-            self._evictions.add()
+            self._evictions.hit()
             if self._recorder is not None:
                 for profile in entry.counters:
                     self._recorder.evicted(key, profile)

@@ -14,17 +14,16 @@ logged per recorder, and the counts wait in memory for the next try.
 from __future__ import annotations
 
 import atexit
-import itertools
 import logging
 import os
 import threading
 import time
 import weakref
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from registry._counter import Count
 from registry.index import (
     ConfigUse,
     Drift,
@@ -49,29 +48,13 @@ _EXIT_FLUSH_TIMEOUT = 3.0
 _MAX_PENDING_EVENTS = 10_000  # while the index is down, keep this many evictions at most
 
 
-class UseCounter:
+class UseCounter(Count):
     """How many times the registry handed out the client of one (config_hash, profile).
 
-    ``hit()`` is the bound ``__next__`` of an ``itertools.count``: no Python frame, no lock,
-    atomic under the GIL, so concurrent hits are never lost. The recorder reads the count by
-    calling ``next()`` too and subtracting its own reads.
+    The registry calls ``hit()`` on every hand-out, the first included (see `Count`).
     """
 
-    __slots__ = ("_count", "_reads", "hit")
-
-    hit: Callable[[], object]
-    """Count one hand-out (the first included)."""
-
-    def __init__(self) -> None:
-        self._count = itertools.count()
-        self._reads = 0
-        self.hit = self._count.__next__
-
-    def total(self) -> int:
-        """Hits so far (for the recorder thread only: each read advances the count by one)."""
-        value = next(self._count) - self._reads
-        self._reads += 1
-        return value
+    __slots__ = ()
 
 
 @dataclass(slots=True)
