@@ -323,9 +323,7 @@ class KeyIndex:
         elif not self.path.is_file():
             raise IndexUnavailableError(f"clientreg index path {self.path} is not a regular file")
         try:
-            conn = sqlite3.connect(
-                self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
-            )
+            conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise IndexUnavailableError(f"cannot open the clientreg index at {self.path}: {exc}") from exc
         try:
@@ -366,9 +364,7 @@ class KeyIndex:
 
     # ---- transactions and retries ----
 
-    def _retrying(
-        self, work: Callable[[], _T], *, conn: sqlite3.Connection | None = None, write: bool = False
-    ) -> _T:
+    def _retrying(self, work: Callable[[], _T], *, conn: sqlite3.Connection | None = None, write: bool = False) -> _T:
         """Run ``work`` (in a transaction when ``conn`` is given), retrying while the file is busy."""
         deadline = time.monotonic() + self._retry_for
         delay = 0.02
@@ -584,7 +580,7 @@ class KeyIndex:
         cutoff = None if max_age_seconds is None else time.time() - max_age_seconds
         rows = self._read(
             lambda: self._conn.execute(
-                "SELECT m.key, m.value FROM \"meta\" AS m JOIN \"configs\" AS c "
+                'SELECT m.key, m.value FROM "meta" AS m JOIN "configs" AS c '
                 "ON c.key = json_extract(m.value, '$.config_hash') "
                 "WHERE m.key >= 'profile:' AND m.key < 'profile;'"
             ).fetchall()
