@@ -19,7 +19,7 @@ from collections import OrderedDict, deque
 from collections.abc import AsyncGenerator, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from registry._counter import Count
 from registry.errors import NoRunningLoopError, RegistryClosedError, UnknownProfileError
@@ -589,11 +589,12 @@ class Registry:
     def _resolve_index_path(self) -> Path | None:
         return resolve_index_path(self._index_path, lambda: self.settings.index)
 
-    def _count(self, settings: ProviderSettings, profile: str | None, *, kind: str | None) -> Any:
+    def _count(self, settings: ProviderSettings, profile: str | None, *, kind: Literal["built", "warm"] | None) -> Any:
+        """The use counter of (config, profile); ``kind=None``: a new name for a client already built."""
         recorder = self._recorder_or_none()
         if recorder is None:
             return _NO_COUNT
-        return recorder.built(settings, profile, kind="warm" if kind == "warm" else "built")
+        return recorder.built(settings, profile, kind=kind)
 
     # ---- fork -----------------------------------------------------------------------------
 

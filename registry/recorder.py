@@ -105,14 +105,17 @@ class _Core:
 
     # ---- called from the registry's threads ----
 
-    def built(self, settings: ProviderSettings, profile: str | None, kind: Literal["built", "warm"]) -> UseCounter:
+    def built(
+        self, settings: ProviderSettings, profile: str | None, kind: Literal["built", "warm"] | None
+    ) -> UseCounter:
         key = (settings.config_hash, profile)
         with self.cond:
             tracked = self.tracked.get(key)
             if tracked is None:
                 tracked = self.tracked[key] = _Tracked(UseCounter(), key[0], profile, settings)
             if not self.closed and not self.disabled:
-                self.builds.append(_Build(tracked, kind, time.time(), os.getpid()))
+                if kind is not None:
+                    self.builds.append(_Build(tracked, kind, time.time(), os.getpid()))
                 self._ensure_thread()
             return tracked.counter
 
@@ -304,9 +307,13 @@ class IndexRecorder:
         return self._core.path
 
     def built(
-        self, settings: ProviderSettings, profile: str | None, *, kind: Literal["built", "warm"] = "built"
+        self, settings: ProviderSettings, profile: str | None, *, kind: Literal["built", "warm"] | None = "built"
     ) -> UseCounter:
-        """Queue a build record; return the (config_hash, profile)'s counter, the same one every time."""
+        """Queue a build record; return the (config_hash, profile)'s counter, the same one every time.
+
+        ``kind=None``: a profile asked for a client this process already built under another
+        name; its uses are counted and the profile recorded, with no ``built`` event.
+        """
         return self._core.built(settings, profile, kind)
 
     def evicted(self, config_hash: str, profile: str | None) -> None:

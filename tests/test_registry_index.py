@@ -55,6 +55,9 @@ def test_handed_out_clients_are_recorded_with_uses_and_profiles(tmp_path: Path, 
     assert main.uses == 4 and fast.uses == 1
     assert "main" in main.profiles and fast.profiles == ("fast",)
     assert main.config == settings.profiles["main"].canonical_dict()
+    with KeyIndex(index, create=False) as read:
+        kinds = [e.kind for e in read.events(main.config_hash)]
+    assert kinds.count("built") == 1  # asked for under two names, built once
 
 
 def test_index_location_follows_argument_env_settings_then_data_dir(
