@@ -6,6 +6,7 @@ a canonical JSON string is a new FORM_VERSION.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -57,6 +58,10 @@ def normalize_url(url: str) -> str:
     return urlunsplit((scheme, host, path, parts.query, ""))
 
 
+# Cached: validation and the canonical form both split the proxy, a settings object is built
+# per call in users' loops, and the proxy URL is nearly always one of a few (urlsplit itself
+# keeps a cache of the same strings).
+@functools.lru_cache(maxsize=256)
 def split_proxy(url: str) -> tuple[str, str | None]:
     """Split a proxy URL into its credential-free, normalised form and its ``user:password`` part."""
     parts = _split(url)
