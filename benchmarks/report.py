@@ -65,6 +65,7 @@ def render_markdown(table: str, results: dict[str, Any]) -> str:
     machine = results["machine"]
     packages = ", ".join(f"{name} {version}" for name, version in machine["packages"].items() if version)
     notes = render_notes(results, bold=True)
+    load = machine["load_average_1m"]
     return f"""# Benchmark results
 
 From a real run of `python -m benchmarks` ({results["mode"]} mode, {results["seconds"]:.0f} s) on
@@ -74,6 +75,7 @@ same run. The raw figures are in `benchmarks/results/latest.json` (not committed
 
 - CPU: {machine["cpu"]}, {machine["cores"]} cores
 - OS: {machine["os"]}
+- 1-minute load average (other work on the machine): {load["start"]:.2f} at the start, {load["end"]:.2f} at the end
 - Python {machine["python"]}; {packages}
 
 ```
