@@ -15,6 +15,7 @@ import operator
 from collections.abc import Callable, Mapping
 from functools import cached_property, lru_cache
 from typing import Annotated, Any, ClassVar, Self
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError, core_schema
@@ -57,6 +58,7 @@ StrMap = Annotated[Mapping[str, str], _Frozen()]
 """A ``str -> str`` mapping, stored as an immutable FrozenMap."""
 
 _EMPTY = FrozenMap()
+_NUMBERS = frozenset({"timeout", "max_retries", "max_connections", "max_keepalive_connections", "keepalive_expiry"})
 # config_hash memo: (model class, field values) -> hash. It holds the field values, secrets
 # included, in memory only, as the settings objects themselves do.
 _HASH_MEMO: dict[tuple[type, tuple[Any, ...]], str] = {}
@@ -129,6 +131,9 @@ class ProviderSettings(BaseModel):
         unknown = data.keys() - cls._field_names
         if unknown:
             raise _unknown_fields_error(cls, sorted(unknown))
+        for name in _NUMBERS.intersection(data):
+            if data[name].__class__ is bool:  # pydantic's lax mode would read True as 1
+                raise _field_error(cls, name, "bool_number", "must be a number, not true/false")
         filled: dict[str, Any] | None = None
         key_env = data.get("api_key_env")
         for field, variable in cls.env_fallbacks.items():
@@ -332,12 +337,23 @@ def _http_url(value: str) -> str:
         raise PydanticCustomError("url", "{reason}", {"reason": str(exc)}) from None
     if _no_host(normalized):
         raise PydanticCustomError("url", "URL has no host")
+    query = urlsplit(normalized).query
+    if query and any(is_secret_name(name) for name, _ in parse_qsl(query, keep_blank_values=True)):
+        # A key in the URL would be shown in repr and stored in the index as written.
+        raise PydanticCustomError("url_secret", "URL query holds a credential; put it in api_key or default_query")
     return normalized
 
 
 def _no_host(normalized_url: str) -> bool:
     # "http://" and "http:///v1" alike: nothing between "://" and the path.
     return normalized_url.split("://", 1)[1].split("/", 1)[0] == ""
+
+
+def _field_error(cls: type[ProviderSettings], name: str, kind: str, message: str) -> ValidationError:
+    details: list[InitErrorDetails] = [
+        {"type": PydanticCustomError(kind, message), "loc": (name,), "input": "<hidden>"}
+    ]
+    return ValidationError.from_exception_data(cls.__name__, details, hide_input=True)
 
 
 def _unknown_fields_error(cls: type[ProviderSettings], names: list[str]) -> ValidationError:

@@ -586,3 +586,19 @@ def test_azure_accepts_either_endpoint_or_base_url() -> None:
     assert by_endpoint.azure_endpoint == "https://a.openai.azure.com" and by_endpoint.base_url is None
     assert by_url.base_url == "https://a.openai.azure.com/openai/deployments/gpt-4o" and by_url.azure_endpoint is None
     assert by_endpoint.config_hash != by_url.config_hash
+
+
+@pytest.mark.parametrize("field", ["timeout", "max_retries", "max_connections", "keepalive_expiry"])
+def test_a_bool_is_not_taken_for_a_number(field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        OpenAISettings(**{field: True})
+    assert info.value.errors()[0]["loc"] == (field,)
+    assert "not true/false" in str(info.value)
+
+
+def test_a_credential_in_the_base_url_query_is_refused_without_echoing_it() -> None:
+    with pytest.raises(ValidationError) as info:
+        OpenAISettings(base_url="https://gateway.example/v1?api-key=sk-in-the-url")
+    assert info.value.errors()[0]["loc"] == ("base_url",)
+    assert "sk-in-the-url" not in str(info.value)
+    assert OpenAISettings(base_url="https://gateway.example/v1?region=eu").base_url.endswith("?region=eu")
