@@ -430,7 +430,9 @@ class Registry:
             with self._lock:
                 pool.users -= 1
             raise
-        self._build_ns += time.perf_counter_ns() - started
+        elapsed = time.perf_counter_ns() - started
+        with self._lock:  # builds run in parallel: += on a shared int could lose one
+            self._build_ns += elapsed
         self._builds.hit()
         return _Entry(client, pool, settings)
 

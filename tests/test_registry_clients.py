@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import subprocess
+import sys
 
 import groq
 import openai
@@ -233,3 +235,32 @@ base_url = "{server.url}/v1"
 def test_wrong_argument_type_is_a_clear_error(reg: Registry) -> None:
     with pytest.raises(TypeError, match="settings object"):
         reg.get_client(42)  # type: ignore[arg-type]
+
+
+def test_pools_are_closed_at_interpreter_exit(server: FakeServer, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    script = tmp_path / "exit.py"
+    script.write_text(
+        f"""
+import atexit
+
+def report():  # registered first, so it runs after clientreg's own exit hook
+    print("closed" if reg.closed else "open", flush=True)
+    try:
+        client.models.list()
+        print("pool open")
+    except Exception as exc:
+        print("pool closed:", type(exc).__name__)
+
+atexit.register(report)
+
+from registry import Registry
+from schemas import OpenAISettings
+
+reg = Registry(index_path="off")
+client = reg.get_client(OpenAISettings(api_key="sk-exit", base_url="{server.url}/v1", max_retries=0))
+client.models.list()
+"""
+    )
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("closed\npool closed:"), result.stdout
