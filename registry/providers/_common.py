@@ -31,6 +31,23 @@ def timeout(settings: ProviderSettings, http: ModuleType) -> Any:
     return value
 
 
+def sdk_arguments(settings: ProviderSettings, variable: str, library: str, http_client: Any) -> dict[str, Any]:
+    """The constructor arguments every SDK takes, from ``settings``, passed explicitly.
+
+    ``variable`` is the SDK's key variable, named in the error when no key is set.
+    """
+    from registry.transports import http_library
+
+    return {
+        "api_key": api_key(settings, variable),
+        "timeout": timeout(settings, http_library(library)),
+        "max_retries": settings.max_retries,
+        "default_headers": dict(settings.default_headers),
+        "default_query": dict(settings.default_query),
+        "http_client": http_client,
+    }
+
+
 def pin_headers(client: Any, settings: ProviderSettings) -> None:
     """Make the client's default headers exactly the configured ones.
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from registry.providers._common import api_key, pin_headers, timeout
-from registry.transports import http_library
+from registry.providers._common import pin_headers, sdk_arguments
 from schemas import CerebrasSettings
 
 HTTP_LIBRARY = "httpx"
@@ -21,14 +20,9 @@ def build(settings: CerebrasSettings, http_client: Any, *, is_async: bool) -> An
 
     cls = sdk.AsyncCerebras if is_async else sdk.Cerebras
     client = cls(
-        api_key=api_key(settings, "CEREBRAS_API_KEY"),
         base_url=settings.base_url,
-        timeout=timeout(settings, http_library(HTTP_LIBRARY)),
-        max_retries=settings.max_retries,
-        default_headers=dict(settings.default_headers),
-        default_query=dict(settings.default_query),
-        http_client=http_client,
         warm_tcp_connection=settings.warm_tcp_connection,
+        **sdk_arguments(settings, "CEREBRAS_API_KEY", HTTP_LIBRARY, http_client),
     )
     pin_headers(client, settings)
     return client

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from registry.providers._common import api_key, pin_headers, timeout
-from registry.transports import http_library
+from registry.providers._common import pin_headers, sdk_arguments
 from schemas import OpenAISettings
 
 HTTP_LIBRARY = "httpx2"
@@ -17,15 +16,10 @@ def build(settings: OpenAISettings, http_client: Any, *, is_async: bool) -> Any:
 
     cls = openai.AsyncOpenAI if is_async else openai.OpenAI
     client = cls(
-        api_key=api_key(settings, "OPENAI_API_KEY"),
         organization=settings.organization,
         project=settings.project,
         base_url=settings.base_url,
-        timeout=timeout(settings, http_library(HTTP_LIBRARY)),
-        max_retries=settings.max_retries,
-        default_headers=dict(settings.default_headers),
-        default_query=dict(settings.default_query),
-        http_client=http_client,
+        **sdk_arguments(settings, "OPENAI_API_KEY", HTTP_LIBRARY, http_client),
     )
     pin(client, settings)
     return client
