@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from registry._counter import Count
 from registry.errors import NoRunningLoopError, RegistryClosedError, UnknownProfileError
-from registry.locations import resolve_index_path
+from registry.locations import IndexTable, index_table_from_file, resolve_index_path
 from registry.providers import builder_for
 from registry.transports import aclose_pool, close_pool, new_pool, pool_is_idle, ssl_context
 from schemas import ProviderSettings
@@ -366,16 +366,17 @@ class Registry:
                 if self._closed:
                     raise RegistryClosedError("this Registry was closed; create a new one")
                 entry = clients.entries.get(key)
-                if entry is not None:
-                    count = entry.counters.get(profile)
-                    if count is None:
-                        count = entry.counters[profile] = self._count(settings, profile, kind=None)
-                    count.hit()
-                    return entry.client
-                flight = self._flights.get(key) if loop is None else None
-                leader = flight is None
-                if leader and loop is None:
-                    flight = self._flights[key] = _Flight()
+                if entry is None:
+                    flight = self._flights.get(key) if loop is None else None
+                    leader = flight is None
+                    if leader and loop is None:
+                        flight = self._flights[key] = _Flight()
+            if entry is not None:  # built already, asked for under a name not seen before
+                count = entry.counters.get(profile)
+                if count is None:  # the recorder returns one counter per (config, profile)
+                    count = entry.counters.setdefault(profile, self._count(settings, profile, kind=None))
+                count.hit()
+                return entry.client
             if not leader:
                 assert flight is not None
                 flight.done.wait()
@@ -589,7 +590,14 @@ class Registry:
         return self._recorder
 
     def _resolve_index_path(self) -> Path | None:
-        return resolve_index_path(self._index_path, lambda: self.settings.index)
+        return resolve_index_path(self._index_path, self._index_table)
+
+    def _index_table(self) -> IndexTable | None:
+        # Settings already loaded (or given) decide; otherwise read only the file's [index]
+        # table, so a first miss does not load pydantic-settings just to find the index.
+        if self._settings is not None:
+            return self._settings.index
+        return index_table_from_file()
 
     def _count(self, settings: ProviderSettings, profile: str | None, *, kind: Literal["built", "warm"] | None) -> Any:
         """The use counter of (config, profile); ``kind=None``: a new name for a client already built."""

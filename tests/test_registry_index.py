@@ -171,3 +171,15 @@ def test_secrets_never_reach_the_index_file(tmp_path: Path, server: FakeServer) 
     assert blob
     for secret in (b"sk-SECRET-123456", b"hdr-SECRET-999", b"proxy-SECRET-pw"):
         assert secret not in blob
+
+
+def test_a_registry_without_settings_finds_the_index_in_the_settings_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CLIENTREG_INDEX")
+    path = tmp_path / "clientreg.toml"
+    path.write_text(f'[index]\npath = "{tmp_path / "team.sqlite"}"\n')
+    monkeypatch.setenv("CLIENTREG_SETTINGS", str(path))
+    assert Registry().index_path == tmp_path / "team.sqlite"
+    path.write_text("[index]\nenabled = false\n")
+    assert Registry().index_path is None
