@@ -49,8 +49,3 @@ def sdk_installed(provider: str) -> bool:
 
     top = {"openai": "openai", "azure_openai": "openai", "groq": "groq", "cerebras": "cerebras"}[provider]
     return importlib.util.find_spec(top) is not None
-
-
-def pool_library(settings: ProviderSettings) -> str:
-    """The HTTP library whose pool ``settings``' clients use."""
-    return builder_for(settings.provider).HTTP_LIBRARY
