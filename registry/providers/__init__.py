@@ -10,7 +10,6 @@ import importlib
 from functools import cache
 from typing import Any, Protocol
 
-from schemas import ProviderSettings
 
 BUILDERS: dict[str, str] = {
     "openai": "registry.providers.openai",
