@@ -10,7 +10,6 @@ import importlib
 from functools import cache
 from typing import Any, Protocol
 
-
 BUILDERS: dict[str, str] = {
     "openai": "registry.providers.openai",
     "azure_openai": "registry.providers.azure_openai",
