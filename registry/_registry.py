@@ -95,12 +95,11 @@ class _Pool:
 class _Entry:
     """A built client, its pool, and its use counters per profile (None: a settings object)."""
 
-    __slots__ = ("client", "counters", "pool", "settings")
+    __slots__ = ("client", "counters", "pool")
 
-    def __init__(self, client: Any, pool: _Pool, settings: ProviderSettings) -> None:
+    def __init__(self, client: Any, pool: _Pool) -> None:
         self.client = client
         self.pool = pool
-        self.settings = settings
         self.counters: dict[str | None, Any] = {}
 
 
@@ -129,6 +128,7 @@ class _LoopClients(_Clients):
 
     def __init__(self) -> None:
         super().__init__()
+        # Held here because the loop tracks async generators in a WeakSet only.
         self.closer: AsyncGenerator[None, None] | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
 
@@ -435,7 +435,7 @@ class Registry:
         with self._lock:  # builds run in parallel: += on a shared int could lose one
             self._build_ns += elapsed
         self._builds.hit()
-        return _Entry(client, pool, settings)
+        return _Entry(client, pool)
 
     def _warm_one(self, settings: ProviderSettings, profile: str) -> bool:
         key = settings.config_hash
