@@ -1,0 +1,227 @@
+"""``clientreg``: check and warm a settings file; read, compare and prune the key index.
+
+    clientreg check [FILE]                 validate settings; each profile's hash and redacted config
+    clientreg warm [FILE] [--index PATH]   build each profile's client (no network), record it
+    clientreg history [--profile P] [--provider X] [--since WHEN] [--limit N] [--json]
+    clientreg show HASH_PREFIX [--json]    one config: redacted form, profiles, uses, events
+    clientreg diff A B [--json]            the fields that differ between two configs
+    clientreg prune --older-than 30d [--dry-run] [--json]
+    clientreg export                       every config and its events, as JSON lines
+
+Commands that read the index take ``--index PATH`` (default: where the registry keeps it) and
+fail with exit status 1 when there is no index there yet. Exit status 1 is a user error
+(bad settings, unknown hash, missing index), 2 a usage error; messages go to stderr, prefixed
+``clientreg:``, never with a traceback (set ``CLIENTREG_DEBUG=1`` for one) or a secret.
+
+The parser and entry point live here, the commands in ``commands``, the output in ``render``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from registry.cli.commands import (
+    UserError,
+    cmd_check,
+    cmd_diff,
+    cmd_export,
+    cmd_history,
+    cmd_prune,
+    cmd_show,
+    cmd_warm,
+)
+from registry.cli.render import PROG, scrub
+
+__all__ = ["build_parser", "main", "parse_duration", "parse_when"]
+
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([smhd])")
+_UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+# ---- parsing values -----------------------------------------------------------------------------
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration such as ``30d``, ``12h``, ``15m``, ``45s`` (argparse type)."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if match is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration: give a number and a unit, s, m, h or d (30d, 12h, 15m, 45s)"
+        )
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def parse_when(text: str) -> float:
+    """Unix time of ``30d`` / ``12h`` ("that long ago") or of an ISO date or date-time (local time if no zone)."""
+    try:
+        return time.time() - parse_duration(text)
+    except argparse.ArgumentTypeError:
+        pass
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a duration (30d, 12h, 15m, 45s) nor an ISO date or time (2026-11-27, "
+            "2026-11-27T13:45:00)"
+        ) from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return value
+
+
+# ---- parser and entry point ---------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with clientreg's error format: usage, then ``clientreg: ...`` (exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print the usage and the message, and exit with status 2."""
+        self.print_usage(sys.stderr)
+        where = self.prog.removeprefix(PROG).strip()
+        self.exit(2, f"{PROG}: {where + ': ' if where else ''}{message}\n")
+
+
+class _VersionAction(argparse.Action):
+    """``--version``, looked up only when asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> NoReturn:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("clientreg")
+        except PackageNotFoundError:
+            found = "unknown"
+        sys.stdout.write(f"{PROG} {found}\n")
+        parser.exit(0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``clientreg`` argument parser with its subcommands."""
+    parser = _Parser(
+        prog=PROG,
+        description="Check and warm clientreg settings files; read, compare and prune the key index.",
+        epilog="Commands that read the index take --index PATH (default: $CLIENTREG_INDEX, the settings' "
+        "[index] path, else the user data directory).",
+    )
+    parser.add_argument("--version", action=_VersionAction, help="print the version and exit")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser, required=True)
+
+    index_option = _Parser(add_help=False)
+    index_option.add_argument("--index", metavar="PATH", help="the index file (default: where the registry keeps it)")
+    json_option = _Parser(add_help=False)
+    json_option.add_argument("--json", action="store_true", help="print a JSON array instead of a table")
+
+    def add(name: str, run: Callable[[argparse.Namespace], int], parents: list[_Parser]) -> Any:
+        doc = (run.__doc__ or "").splitlines()[0]
+        sub = commands.add_parser(name, parents=parents, help=doc, description=doc)
+        sub.set_defaults(run=run)
+        return sub
+
+    settings_file = "the settings file (default: $CLIENTREG_SETTINGS, ./clientreg.toml, the user config dir)"
+    check = add("check", cmd_check, [json_option])
+    check.add_argument("file", nargs="?", metavar="FILE", help=settings_file)
+    warm = add("warm", cmd_warm, [index_option])
+    warm.add_argument("file", nargs="?", metavar="FILE", help=settings_file)
+
+    history = add("history", cmd_history, [index_option, json_option])
+    history.add_argument("--profile", metavar="P", help="only configs this profile used")
+    history.add_argument("--provider", metavar="X", help="only this provider's configs (openai, groq, ...)")
+    history.add_argument(
+        "--since",
+        metavar="WHEN",
+        type=parse_when,
+        help="only configs used since WHEN: 30d, 12h, 15m, 45s ago, or an ISO date/time",
+    )
+    history.add_argument("--limit", metavar="N", type=_positive_int, help="only the N newest configs")
+
+    show = add("show", cmd_show, [index_option, json_option])
+    show.add_argument("hash_prefix", metavar="HASH_PREFIX", help="at least 4 hex digits of a config hash")
+
+    diff = add("diff", cmd_diff, [index_option, json_option])
+    diff.add_argument("a", metavar="A", help="a config hash prefix")
+    diff.add_argument("b", metavar="B", help="another config hash prefix")
+
+    prune = add("prune", cmd_prune, [index_option, json_option])
+    prune.add_argument(
+        "--older-than",
+        metavar="AGE",
+        type=parse_duration,
+        required=True,
+        help="remove configs not used for AGE: 30d, 12h, 15m, 45s",
+    )
+    prune.add_argument("--dry-run", action="store_true", help="list what would be removed; remove nothing")
+
+    add("export", cmd_export, [index_option])
+    return parser
+
+
+class _LogFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage().removeprefix(f"{PROG}: ")
+        return scrub(f"{PROG}: warning: {message}" if record.levelno >= logging.WARNING else f"{PROG}: {message}")
+
+
+def _setup_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LogFormatter())
+    logger = logging.getLogger(PROG)
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``clientreg`` with ``argv`` (default: the command line); return the exit status."""
+    args = build_parser().parse_args(argv)
+    _setup_logging()
+    try:
+        status: int = args.run(args)
+        sys.stdout.flush()
+        return status
+    except UserError as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader (head, less) went away: say nothing more, as other Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except Exception as exc:
+        if os.environ.get("CLIENTREG_DEBUG"):
+            raise
+        from registry.index import KeyIndexError
+
+        if isinstance(exc, KeyIndexError | OSError):
+            return _fail(str(exc))
+        return _fail(f"unexpected error: {type(exc).__name__}: {exc} (set CLIENTREG_DEBUG=1 for a traceback)")
+
+
+def _fail(message: str) -> int:
+    lines = message.strip().splitlines() or ["error"]
+    sys.stderr.write(scrub(f"{PROG}: {lines[0]}\n" + "".join(f"  {line}\n" for line in lines[1:])))
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""The key index: which configurations ran, when, where and how often.
+
+``records`` holds the record model every store shares; ``sqlite`` the embedded store
+(one SQLite file, the default). Everything a caller needs is importable from here::
+
+    from registry.index import KeyIndex, ConfigUse
+    with KeyIndex("index.sqlite") as index:
+        index.list_configs(profile="fast", limit=10)
+"""
+
+from registry.index.records import (
+    ConfigRecord,
+    ConfigSummary,
+    ConfigUse,
+    Drift,
+    EventKind,
+    EventRecord,
+    FieldChange,
+    HashPrefixError,
+    IndexCorruptError,
+    IndexMissingError,
+    IndexUnavailableError,
+    IndexVersionError,
+    KeyIndexError,
+    NewEvent,
+    RecentProfile,
+    changed_fields,
+)
+from registry.index.sqlite import SCHEMA_VERSION, KeyIndex, move_aside
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "ConfigRecord",
+    "ConfigSummary",
+    "ConfigUse",
+    "Drift",
+    "EventKind",
+    "EventRecord",
+    "FieldChange",
+    "HashPrefixError",
+    "IndexCorruptError",
+    "IndexMissingError",
+    "IndexUnavailableError",
+    "IndexVersionError",
+    "KeyIndex",
+    "KeyIndexError",
+    "NewEvent",
+    "RecentProfile",
+    "changed_fields",
+    "move_aside",
+]
