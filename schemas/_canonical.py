@@ -15,6 +15,21 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
+from schemas._credentials import looks_like_credential
+
+__all__ = [
+    "FORM_VERSION",
+    "FrozenMap",
+    "dumps",
+    "fingerprint",
+    "getenv",
+    "is_secret_name",
+    "looks_like_credential",
+    "normalize_url",
+    "redact_mapping",
+    "split_proxy",
+]
+
 FORM_VERSION = 1
 """Version of the canonical form; it is part of every canonical JSON string."""
 

@@ -25,7 +25,7 @@ from pydantic_settings import (
 from pydantic_settings import SettingsError as _PydanticSettingsError
 
 from schemas._errors import SettingsError
-from schemas._paths import find_settings_file
+from schemas._paths import find_settings_file, read_settings_file
 from schemas.azure_openai import AzureOpenAISettings
 from schemas.cerebras import CerebrasSettings
 from schemas.groq import GroqSettings
@@ -118,14 +118,11 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> RegistrySetting
     data: dict[str, Any] = {}
     if file is not None:
         try:
-            raw = file.read_bytes()
-        except FileNotFoundError:
-            if explicit:
-                raise SettingsError(f"{file}: settings file not found", path=str(file)) from None
-            raw = b""
-        except OSError as exc:
-            reason = exc.strerror or type(exc).__name__
-            raise SettingsError(f"{file}: cannot read settings file: {reason}", path=str(file)) from None
+            raw = read_settings_file(file)
+        except SettingsError:
+            if explicit or file.exists():
+                raise
+            raw = b""  # found a moment ago, gone now: as if it had never been there
         try:
             data = tomllib.loads(raw.decode("utf-8"))
         except UnicodeDecodeError:

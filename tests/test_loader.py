@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import re
 import sys
+import threading
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,7 @@ from schemas import (
     TimeoutParts,
     load_settings,
 )
-from schemas._paths import user_config_dir
+from schemas._paths import MAX_SETTINGS_FILE_SIZE, read_settings_file, user_config_dir
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "settings.example.toml"
@@ -328,6 +330,99 @@ def test_directory_instead_of_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(SettingsError) as info:
         load_settings(tmp_path)
     assert str(tmp_path) in str(info.value)
+
+
+# ---- only regular files of a sane size are read ------------------------------------------------
+
+
+def _load_in_thread(call: Callable[[], object]) -> tuple[threading.Thread, list[BaseException | object]]:
+    outcome: list[BaseException | object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=20)
+    return thread, outcome
+
+
+def _unblock(fifo: Path) -> None:
+    # A reader stuck in open() on the FIFO (the behaviour this guards against) is released.
+    try:
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:
+        return
+    os.close(fd)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+@pytest.mark.parametrize("how", ["argument", "CLIENTREG_SETTINGS"])
+def test_a_fifo_is_refused_without_blocking(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, how: str) -> None:
+    fifo = tmp_path / "clientreg.toml"
+    os.mkfifo(fifo)
+    if how == "CLIENTREG_SETTINGS":
+        monkeypatch.setenv("CLIENTREG_SETTINGS", str(fifo))
+        thread, outcome = _load_in_thread(load_settings)
+    else:
+        thread, outcome = _load_in_thread(lambda: load_settings(fifo))
+    blocked = thread.is_alive()
+    _unblock(fifo)
+    assert not blocked, "load_settings blocked on a FIFO"
+    assert len(outcome) == 1 and isinstance(outcome[0], SettingsError), outcome
+    assert str(fifo) in str(outcome[0]) and "FIFO" in str(outcome[0])
+    assert outcome[0].path == str(fifo)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero here")
+def test_a_device_is_refused_without_reading_it() -> None:
+    thread, outcome = _load_in_thread(lambda: load_settings("/dev/zero"))
+    assert not thread.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], SettingsError), outcome
+    assert "/dev/zero" in str(outcome[0]) and "device" in str(outcome[0])
+
+
+def test_a_directory_is_refused_with_the_reason(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(tmp_path)
+    assert str(tmp_path) in str(info.value) and "a directory" in str(info.value)
+
+
+def test_an_oversized_file_is_refused(tmp_path: Path) -> None:
+    big = tmp_path / "big.toml"
+    big.write_bytes(b"# padding\n" * (MAX_SETTINGS_FILE_SIZE // 10 + 1))
+    with pytest.raises(SettingsError) as info:
+        load_settings(big)
+    assert str(big) in str(info.value) and "larger than 1 MiB" in str(info.value)
+    # Just under the limit is fine.
+    big.write_bytes(b"#" * (MAX_SETTINGS_FILE_SIZE - 1))
+    assert load_settings(big).profiles == {}
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_a_symlink_to_a_fifo_is_refused(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    link = tmp_path / "clientreg.toml"
+    link.symlink_to(fifo)
+    thread, outcome = _load_in_thread(lambda: read_settings_file(link))
+    blocked = thread.is_alive()
+    _unblock(fifo)
+    assert not blocked
+    assert isinstance(outcome[0], SettingsError) and str(link) in str(outcome[0])
+
+
+def test_read_settings_file_reads_a_regular_file_and_a_symlink_to_one(tmp_path: Path) -> None:
+    file = write(tmp_path / "real.toml", MAIN)
+    link = tmp_path / "link.toml"
+    link.symlink_to(file)
+    assert read_settings_file(file) == read_settings_file(str(link)) == MAIN.encode()
+    with pytest.raises(SettingsError) as info:
+        read_settings_file(tmp_path / "missing.toml")
+    assert "not found" in str(info.value) and info.value.path == str(tmp_path / "missing.toml")
 
 
 def test_settings_error_is_a_value_error() -> None:

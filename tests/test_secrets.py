@@ -26,6 +26,7 @@ from schemas import (
     SettingsError,
     fingerprint,
 )
+from schemas._canonical import looks_like_credential
 
 MARK = "LEAK"
 API_KEY = "sk-LEAK-apikey-7f3a9c"
@@ -313,3 +314,76 @@ def test_loader_error_from_environment_holds_no_secret(
     for name, value in variables.items():
         monkeypatch.setenv(name, value)
     assert_error_has_no_secret(schemas.load_settings, SettingsError)
+
+
+# ---- what looks like a credential --------------------------------------------------------------
+
+LOOK_LIKE_CREDENTIALS = [
+    "sk-proj-Xy7Qm2Lp9Rt4Vw8Zb3Nc6Df1Gh5Jk0",
+    "sk-svcacct-abcdefgh12345678",
+    "sk-ant-api03-abcdefgh12345678",
+    "gsk_AbCdEf0123456789GhIjKl",
+    "csk-abcdef1234567890",
+    "xai-AbCdEf0123456789",
+    "AIzaSyA1b2C3d4E5f6G7h8I9j0KlMnOpQrStUv",
+    "ghp_16C7e42F292c6912E7710c838347Ae178B4a",
+    "github_pat_11ABCDEFG0123456789_abcdefghijkl",
+    "xoxb-123456789012-abcdefghijkl",
+    "AKIAIOSFODNN7EXAMPLE",
+    "Bearer abcdefgh12345678",
+    "basic dXNlcjpwYXNzd29yZA==",
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+    "9f86d081884c7d659a2feaa0c55ad015",  # 32 hex: an Azure key's shape
+    "tq3Fz+9Kb/2XwLm8Rp0Vn7Yc4Hd1Gs6Je5Ua3Io9",  # an AWS secret key's shape
+    "Q2xpZW50UmVnIGlzIGEgdGVzdCBzdHJpbmc9PQ",
+    "Authorization: Bearer sk-LEAK-whole-header-line",  # a header line pasted as a name
+    "sv=2024-11-04&ss=b&sig=Xy7Qm2Lp9Rt4Vw8Zb3Nc6Df1Gh5Jk0a",  # an Azure SAS query
+    "-----BEGIN PRIVATE KEY-----",
+]
+NOT_CREDENTIALS = [
+    "",
+    "search",
+    "sk-team",
+    "risk-team-alpha",
+    "TEAM_B_OPENAI_KEY",
+    "OPENAI_API_KEY_PROD_EU_WEST_2024",
+    "CLIENTREG_PROFILES__FAST__TIMEOUT",
+    "myServiceAccountName2024",
+    "vault-openai",
+    "my_company.llm_keys:openai_key_provider",
+    "123e4567-e89b-12d3-a456-426614174000",  # a UUID: request and tenant ids
+    "https://my-resource.openai.azure.com/openai/deployments/gpt-4o-mini",
+    "gpt-4o-mini-2024-07-18",
+    "2024-10-21",
+    "application/json",
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36",
+    "/etc/ssl/certs/ca-certificates.crt",
+    "internationalization_infrastructure",
+    "12345678901234567890123",
+    "pass a Bearer token",
+]
+
+
+@pytest.mark.parametrize("text", LOOK_LIKE_CREDENTIALS)
+def test_looks_like_credential_recognises_keys_tokens_and_random_strings(text: str) -> None:
+    assert looks_like_credential(text)
+    assert looks_like_credential(f"prefix {text} suffix")  # wherever it was put
+
+
+@pytest.mark.parametrize("text", NOT_CREDENTIALS)
+def test_looks_like_credential_leaves_names_urls_and_ids_alone(text: str) -> None:
+    assert not looks_like_credential(text)
+
+
+def test_looks_like_credential_catches_nearly_every_random_key() -> None:
+    import random
+    import secrets
+    import string
+
+    rng = random.Random(4242)
+    alphabet = string.ascii_letters + string.digits
+    samples = [secrets.token_hex(16) for _ in range(300)]
+    samples += ["".join(rng.choices(alphabet, k=32)) for _ in range(300)]
+    samples += [secrets.token_urlsafe(32) for _ in range(300)]
+    missed = [s for s in samples if not looks_like_credential(s)]
+    assert len(missed) <= len(samples) // 50, missed  # at most 2% of 32-character random keys slip through
