@@ -1,7 +1,8 @@
 """The key index: which configurations ran, when, where and how often.
 
-``records`` holds the record model every store shares; ``sqlite`` the embedded store
-(one SQLite file, the default). Everything a caller needs is importable from here::
+``records`` holds the record model every store shares, ``store`` the `KeyIndex` API that
+opens the right store for a location, ``sqlite`` the embedded store (one SQLite file, the
+default). Everything a caller needs is importable from here::
 
     from registry.index import KeyIndex, ConfigUse
     with KeyIndex("index.sqlite") as index:
@@ -19,6 +20,7 @@ from registry.index.records import (
     HashPrefixError,
     IndexCorruptError,
     IndexMissingError,
+    IndexRefusedError,
     IndexUnavailableError,
     IndexVersionError,
     KeyIndexError,
@@ -26,7 +28,8 @@ from registry.index.records import (
     RecentProfile,
     changed_fields,
 )
-from registry.index.sqlite import SCHEMA_VERSION, KeyIndex, move_aside
+from registry.index.sqlite import SCHEMA_VERSION, SQLiteIndex, move_aside
+from registry.index.store import KeyIndex
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -40,12 +43,14 @@ __all__ = [
     "HashPrefixError",
     "IndexCorruptError",
     "IndexMissingError",
+    "IndexRefusedError",
     "IndexUnavailableError",
     "IndexVersionError",
     "KeyIndex",
     "KeyIndexError",
     "NewEvent",
     "RecentProfile",
+    "SQLiteIndex",
     "changed_fields",
     "move_aside",
 ]

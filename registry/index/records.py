@@ -1,20 +1,30 @@
 """The record model of the key index, shared by every store: what is written and what is read.
 
-A store (``sqlite.py`` today) takes ``ConfigUse`` and ``NewEvent`` batches and gives back
-``ConfigRecord``, ``ConfigSummary``, ``EventRecord``, ``RecentProfile`` and ``Drift``; the
-errors below are the ones every store raises, so callers never see a driver's exception.
+A store (``sqlite.py``; a PostgreSQL one can sit beside it) takes batches of `ConfigUse` and
+`NewEvent`, and gives back `ConfigRecord`, `ConfigSummary`, `EventRecord`, `RecentProfile`
+and `Drift`. `plan_batch` is the one place that decides what a batch changes (new configs,
+use counts, profile heads, drift), so every store merges writes the same way. The errors
+below are the ones every store raises, so callers never see a driver's exception.
+
+Events are coalesced: the same event (config, profile, kind, host, pid, detail) repeated
+within one UTC day is one row with a ``count`` and its first and last ``time``, so a client
+built and evicted 10,000 times an hour costs one row per day, not 10,000.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple
+from typing import Any, Final, Literal, NamedTuple
 
 EventKind = Literal["first_seen", "built", "evicted", "warm", "drift"]
+
+EVENT_WINDOW: Final = 86_400.0
+"""Repeats of one event within one UTC day (in seconds since the epoch) share one row."""
 
 
 class KeyIndexError(Exception):
@@ -26,15 +36,23 @@ class IndexUnavailableError(KeyIndexError):
 
 
 class IndexMissingError(IndexUnavailableError):
-    """The index file does not exist and was opened with ``create=False``."""
+    """The index file does not exist and was opened with ``create=False`` (or read-only)."""
 
 
 class IndexCorruptError(KeyIndexError):
-    """The file is not a database, or not a clientreg index (on open it is moved aside instead)."""
+    """A clientreg index that is damaged. A writer moves it aside and starts anew; a reader only reports it."""
 
 
 class IndexVersionError(KeyIndexError):
     """The file was written by a newer clientreg (or holds an unknown schema version)."""
+
+
+class IndexRefusedError(KeyIndexError):
+    """A file clientreg will not use, and never moves or writes.
+
+    Another program's database, a file that is not a database, a file owned by another user
+    or writable by group or others, or a symbolic link to a missing file.
+    """
 
 
 class HashPrefixError(KeyIndexError, LookupError):
@@ -46,35 +64,49 @@ class HashPrefixError(KeyIndexError, LookupError):
         self.candidates = candidates
 
 
-# ---- records ---------------------------------------------------------------------------------
+# ---- what is written ---------------------------------------------------------------------------
 
 
+@functools.cache
 def _hostname() -> str:
-    return socket.gethostname()
+    return socket.gethostname()  # once per process: a write carries it on every event
 
 
 @dataclass(frozen=True, slots=True)
 class ConfigUse:
     """One write for ``KeyIndex.apply``: a config seen by a process, and uses to add.
 
-    ``kind`` set means the process built the client (an event is recorded and drift checked);
-    ``kind=None`` only adds ``uses`` and moves ``last_seen``. The row is created when missing.
+    ``kind`` set means the process built the client: ``count`` builds, the first at ``time``
+    and the last at ``last_time`` (default: ``time``); an event is recorded and drift
+    checked. ``kind=None`` only adds ``uses`` and moves ``last_seen``. The config row is
+    created when missing, from ``config``: the canonical dict, or the canonical JSON text
+    itself (``settings.canonical_json()``), which is stored as it is, never decoded.
     """
 
     config_hash: str
     provider: str
-    config: Mapping[str, Any]
+    config: Mapping[str, Any] | str
     profile: str | None
     time: float
     uses: int = 0
     kind: Literal["built", "warm"] | None = None
     host: str = field(default_factory=_hostname)
     pid: int = field(default_factory=os.getpid)
+    count: int = 1
+    last_time: float | None = None
+
+    @property
+    def until(self) -> float:
+        """When the last of the ``count`` builds happened."""
+        return self.time if self.last_time is None else self.last_time
 
 
 @dataclass(frozen=True, slots=True)
 class NewEvent:
-    """An event to append that is not implied by a ``ConfigUse`` (such as ``evicted``)."""
+    """An event to append that is not implied by a ``ConfigUse`` (such as ``evicted``).
+
+    ``count`` times, the first at ``time``, the last at ``last_time`` (default: ``time``).
+    """
 
     time: float
     config_hash: str
@@ -83,6 +115,51 @@ class NewEvent:
     host: str = field(default_factory=_hostname)
     pid: int = field(default_factory=os.getpid)
     detail: Mapping[str, Any] | None = None
+    count: int = 1
+    last_time: float | None = None
+
+    @property
+    def until(self) -> float:
+        """When the last of the ``count`` events happened."""
+        return self.time if self.last_time is None else self.last_time
+
+    def identity(self) -> tuple[Any, ...]:
+        """What makes two events the same event (their times and counts aside)."""
+        detail = None if self.detail is None else json.dumps(self.detail, sort_keys=True, separators=(",", ":"))
+        return (self.config_hash, self.profile, self.kind, self.host, self.pid, detail)
+
+    def merged(self, other: NewEvent) -> NewEvent:
+        """This event and ``other`` (the same identity) as one: counts added, times widened."""
+        return NewEvent(
+            min(self.time, other.time),
+            self.config_hash,
+            self.profile,
+            self.kind,
+            self.host,
+            self.pid,
+            self.detail,
+            self.count + other.count,
+            max(self.until, other.until),
+        )
+
+
+def event_window(at: float) -> int:
+    """The start (Unix seconds) of the UTC day holding ``at``.
+
+    Repeats of one event whose last occurrences fall in the same window share a row, so
+    removing events older than a time is exact at the row level.
+    """
+    return int(at // EVENT_WINDOW * EVENT_WINDOW)
+
+
+def coalesce(events: Iterable[NewEvent]) -> list[NewEvent]:
+    """Merge events of the same identity and window, keeping the order of first appearance."""
+    merged: dict[tuple[Any, ...], NewEvent] = {}
+    for event in events:
+        key = (*event.identity(), event_window(event.until))
+        found = merged.get(key)
+        merged[key] = event if found is None else found.merged(event)
+    return list(merged.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,9 +189,51 @@ class Drift:
         return f"profile {self.profile!r} changed config {self.old_hash[:12]} -> {self.new_hash[:12]}: {fields}"
 
 
+# ---- what is read ------------------------------------------------------------------------------
+
+
+class BadRowError(ValueError):
+    """A stored row that is not a record: not JSON, or JSON of the wrong shape (a tampered file)."""
+
+
+def _number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadRowError(f"{name} is not a number")
+    return value
+
+
+def _integer(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRowError(f"{name} is not a whole number")
+    return value
+
+
+def _text(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise BadRowError(f"{name} is not a string")
+    return value
+
+
+def _profiles(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+        raise BadRowError("profiles is not a list of names")
+    return tuple(value)
+
+
+def _object(value: Any, name: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise BadRowError(f"{name} is not an object")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class ConfigRecord:
-    """One row of ``configs``: a configuration, where it was used, when and how often."""
+    """One row of ``configs``: a configuration, where it was used, when and how often.
+
+    ``config`` is the canonical form with its keys in canonical (sorted) order, so
+    ``json.dumps(record.config, separators=(",", ":"))`` is the canonical JSON and its
+    SHA-256 is ``config_hash``.
+    """
 
     config_hash: str
     provider: str
@@ -136,6 +255,26 @@ class ConfigRecord:
             "config": self.config,
         }
 
+    @classmethod
+    def from_value(cls, config_hash: str, value: Any) -> ConfigRecord:
+        """The record of a stored ``configs`` value (the dict of `to_dict` without the hash).
+
+        Raises `BadRowError` when the value does not have that shape.
+        """
+        row = _object(value, "the row")
+        try:
+            return cls(
+                config_hash,
+                _text(row["provider"], "provider"),
+                _object(row["config"], "config"),
+                _profiles(row["profiles"]),
+                _number(row["first_seen"], "first_seen"),
+                _number(row["last_seen"], "last_seen"),
+                _integer(row["uses"], "uses"),
+            )
+        except KeyError as exc:
+            raise BadRowError(f"no {exc.args[0]}") from None
+
 
 class ConfigSummary(NamedTuple):
     """A ``configs`` row without its config: what a history table shows (a tuple: 100,000 are cheap)."""
@@ -147,10 +286,25 @@ class ConfigSummary(NamedTuple):
     last_seen: float
     uses: int
 
+    @classmethod
+    def from_fields(cls, config_hash: str, fields: Any) -> ConfigSummary:
+        """A summary from ``[first_seen, last_seen, uses, provider, profiles]``; `BadRowError` if malformed."""
+        if not isinstance(fields, list) or len(fields) != 5:
+            raise BadRowError("not a configs row")
+        first, last, uses, provider, profiles = fields
+        return cls(
+            config_hash,
+            _text(provider, "provider"),
+            _profiles(profiles),
+            _number(first, "first_seen"),
+            _number(last, "last_seen"),
+            _integer(uses, "uses"),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class EventRecord:
-    """One row of ``events``."""
+    """One row of ``events``: an event that happened ``count`` times, from ``time`` to ``last_time``."""
 
     event_id: str
     time: float
@@ -160,14 +314,63 @@ class EventRecord:
     host: str
     pid: int
     detail: dict[str, Any] | None = None
+    count: int = 1
+    last_time: float | None = None
+
+    @property
+    def until(self) -> float:
+        """When the last of the ``count`` events happened."""
+        return self.time if self.last_time is None else self.last_time
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        out = {"event_id": self.event_id, "time": self.time, "config_hash": self.config_hash}
-        out.update(profile=self.profile, kind=self.kind, host=self.host, pid=self.pid)
+        out = {"event_id": self.event_id, "time": self.time, "last_time": self.until, "count": self.count}
+        out.update(config_hash=self.config_hash, profile=self.profile, kind=self.kind, host=self.host, pid=self.pid)
         if self.detail is not None:
             out["detail"] = self.detail
         return out
+
+    @classmethod
+    def from_value(cls, event_id: str, value: Any) -> EventRecord:
+        """The record of a stored ``events`` value; `BadRowError` when it does not have that shape."""
+        row = _object(value, "the row")
+        try:
+            profile = row.get("profile")
+            detail = row.get("detail")
+            last_time = row.get("last_time")
+            return cls(
+                event_id,
+                _number(row["time"], "time"),
+                _text(row["config_hash"], "config_hash"),
+                None if profile is None else _text(profile, "profile"),
+                _text(row["kind"], "kind"),
+                _text(row.get("host", ""), "host"),
+                _integer(row.get("pid", 0), "pid"),
+                None if detail is None else _object(detail, "detail"),
+                _integer(row.get("count", 1), "count"),
+                None if last_time is None else _number(last_time, "last_time"),
+            )
+        except KeyError as exc:
+            raise BadRowError(f"no {exc.args[0]}") from None
+
+
+_KIND_ORDER = {"first_seen": 0, "built": 1, "warm": 1, "drift": 2, "evicted": 3}
+
+
+def event_order(event: EventRecord) -> tuple[float, int, str]:
+    """Sort key of events: by time, and at one time first_seen, then the build, its drift, an eviction."""
+    return (event.time, _KIND_ORDER.get(event.kind, 4), event.event_id)
+
+
+def event_value(event: NewEvent) -> dict[str, Any]:
+    """The stored JSON shape of an event (``last_time`` and ``count`` only when it repeated)."""
+    value: dict[str, Any] = {"time": event.time, "config_hash": event.config_hash, "profile": event.profile}
+    value.update(kind=event.kind, host=event.host, pid=event.pid)
+    if event.detail is not None:
+        value["detail"] = dict(event.detail)
+    if event.count != 1 or event.until != event.time:
+        value.update(count=event.count, last_time=event.until)
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,3 +407,100 @@ def changed_fields(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Field
 def _short_json(value: Any) -> str:
     text = json.dumps(value, sort_keys=True, separators=(",", ":"))
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def canonical_order(value: Any) -> Any:
+    """``value`` with every mapping's keys in sorted order: the order of the canonical JSON."""
+    if isinstance(value, Mapping):
+        return {key: canonical_order(value[key]) for key in sorted(value)}
+    if isinstance(value, list | tuple):
+        return [canonical_order(item) for item in value]
+    return value
+
+
+def as_mapping(config: Mapping[str, Any] | str) -> Mapping[str, Any]:
+    """A config given as a dict or as canonical JSON text, as a dict."""
+    return json.loads(config) if isinstance(config, str) else config
+
+
+# ---- what a batch changes ------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class BatchPlan:
+    """What `plan_batch` decided: rows to write, events to add (coalesced), drifts found."""
+
+    configs: dict[str, dict[str, Any]]
+    """config_hash -> the full ``configs`` value to store; its ``config`` may be canonical JSON text."""
+    heads: dict[str, dict[str, Any]]
+    """profile -> ``{"config_hash", "last_seen"}``: the config each profile last resolved to."""
+    events: list[NewEvent]
+    drifts: list[Drift]
+
+
+def plan_batch(
+    uses: Iterable[ConfigUse],
+    events: Iterable[NewEvent],
+    read_config: Callable[[str], dict[str, Any] | None],
+    read_head: Callable[[str], dict[str, Any] | None],
+) -> BatchPlan:
+    """Merge a batch into the stored rows ``read_config`` and ``read_head`` return (None: absent).
+
+    Uses are taken in time order, so a profile built on config A and then on B within one
+    batch records one drift, A -> B. A store calls this inside its write transaction and
+    writes what it returns; events are merged into stored rows of the same identity and
+    window by the store.
+    """
+    rows: dict[str, dict[str, Any] | None] = {}
+    heads: dict[str, dict[str, Any] | None] = {}
+    added: list[NewEvent] = []
+    drifts: list[Drift] = []
+
+    def row(config_hash: str) -> dict[str, Any] | None:
+        if config_hash not in rows:
+            rows[config_hash] = read_config(config_hash)
+        return rows[config_hash]
+
+    for use in sorted(uses, key=lambda u: u.until):
+        current = row(use.config_hash)
+        if current is None:
+            current = rows[use.config_hash] = {  # the order of ConfigRecord.to_dict, config last
+                "provider": use.provider,
+                "profiles": [],
+                "first_seen": use.time,
+                "last_seen": use.time,
+                "uses": 0,
+                "config": use.config if isinstance(use.config, str) else canonical_order(use.config),
+            }
+            added.append(NewEvent(use.time, use.config_hash, use.profile, "first_seen", use.host, use.pid))
+        if use.profile is not None and use.profile not in current["profiles"]:
+            current["profiles"].append(use.profile)
+        current["uses"] += use.uses
+        current["last_seen"] = max(current["last_seen"], use.until)
+        if use.kind is not None:
+            build = (use.time, use.config_hash, use.profile, use.kind, use.host, use.pid)
+            added.append(NewEvent(*build, None, use.count, use.last_time))
+        if use.profile is None:
+            continue
+        if use.profile not in heads:
+            heads[use.profile] = read_head(use.profile)
+        last = heads[use.profile]
+        if use.kind is not None:
+            if last is not None and last["config_hash"] != use.config_hash:
+                old = row(last["config_hash"])
+                changes = changed_fields(as_mapping(old["config"]), as_mapping(use.config)) if old is not None else ()
+                drift = Drift(use.profile, last["config_hash"], use.config_hash, tuple(changes))
+                drifts.append(drift)
+                detail = {"old_hash": drift.old_hash, "new_hash": drift.new_hash, "fields": [c.field for c in changes]}
+                added.append(NewEvent(use.until, use.config_hash, use.profile, "drift", use.host, use.pid, detail))
+            last_seen = use.until if last is None else max(use.until, last["last_seen"])
+            heads[use.profile] = {"config_hash": use.config_hash, "last_seen": last_seen}
+        elif last is not None and last["config_hash"] == use.config_hash and use.uses:
+            last["last_seen"] = max(use.until, last["last_seen"])
+
+    return BatchPlan(
+        {h: r for h, r in rows.items() if r is not None},
+        {p: v for p, v in heads.items() if v is not None},
+        coalesce([*added, *events]),
+        drifts,
+    )

@@ -1,71 +1,91 @@
-"""KeyIndex on SQLite: the persistent record of which configurations ran, when, where and how often.
+"""The key index in one SQLite file: the embedded default store.
 
-One SQLite file (WAL journal, mode 0600) holding three sqlitedict tables whose values are JSON,
-never pickle, so a tampered file cannot run code::
+Three tables in sqlitedict's layout (``key TEXT PRIMARY KEY, value BLOB``) whose values are
+JSON text, never pickle, so a tampered file cannot run code::
 
-    configs  config_hash -> {"provider", "config", "profiles", "first_seen", "last_seen", "uses"}
-    events   sortable id -> {"time", "config_hash", "profile", "kind", "host", "pid", "detail"?}
-    meta     "schema_version" -> 1;  "profile:<name>" -> {"config_hash", "last_seen"}
+    configs  config_hash -> {"provider", "profiles", "first_seen", "last_seen", "uses", "config"}
+    events   window-and-identity id -> {"time", "config_hash", "profile", "kind", "host", "pid",
+                                        "detail"?, "count"?, "last_time"?}
+    meta     "schema_version" -> 2;  "profile:<name>" -> {"config_hash", "last_seen"}
 
-Any sqlitedict user can read it (keep WAL: sqlitedict's default would switch the file to DELETE):
-``SqliteDict(path, "configs", flag="r", journal_mode="WAL", decode=json.loads)``.
-Times are Unix seconds. Only redacted canonical configs and profile names are stored.
+``config`` is stored with its keys in canonical order, so it is byte for byte the canonical
+JSON whose SHA-256 is the row's key. Times are Unix seconds. The file is in WAL mode, mode
+0600, and carries clientreg's application id in its header, so a damaged index can still be
+told from another program's database: only the former is ever moved aside.
 
->>> with KeyIndex("index.sqlite") as index:
+Any sqlitedict user can read it (keep WAL: sqlitedict's default would switch the file to
+DELETE): ``SqliteDict(path, "configs", flag="r", journal_mode="WAL", decode=json.loads)``.
+
+>>> with SQLiteIndex("index.sqlite") as index:
 ...     index.list_configs(profile="fast", limit=10)
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import logging
 import os
 import random
-import re
 import sqlite3
+import stat
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from sqlitedict import SqliteDict  # type: ignore[import-untyped]
-
 from registry.index.records import (
+    EVENT_WINDOW,
+    BadRowError,
     ConfigRecord,
     ConfigSummary,
     ConfigUse,
     Drift,
-    EventKind,
     EventRecord,
-    HashPrefixError,
     IndexCorruptError,
     IndexMissingError,
+    IndexRefusedError,
     IndexUnavailableError,
     IndexVersionError,
     NewEvent,
     RecentProfile,
-    changed_fields,
+    canonical_order,
+    event_order,
+    event_value,
+    event_window,
+    plan_batch,
 )
+from registry.index.store import KeyIndex
 
 logger = logging.getLogger("clientreg.index")
 
-SCHEMA_VERSION: Final = 1
-"""Version of the tables' layout; a file with a newer one is refused, never rewritten."""
+SCHEMA_VERSION: Final = 2
+"""Version of the tables' layout written now; a file with a newer one is refused, never rewritten.
 
-_T = TypeVar("_T")
-_HEX_PREFIX = re.compile(r"[0-9a-f]{4,64}")
-_PROFILE_KEY = "profile:"
+1: the first layout. 2: configs stored in canonical key order, events coalesced (``count``,
+``last_time``), clientreg's application id in the header. A writer upgrades 1 to 2.
+"""
+
+APPLICATION_ID: Final = 0x636C7267
+"""``PRAGMA application_id`` of a clientreg index ("clrg"), stored at offset 68 of the file's header."""
+
+_READABLE = (1, 2)
 _TABLES = ("configs", "events", "meta")
-_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+_PROFILE_KEY = "profile:"
+_DAMAGED_KEY = "damaged:"
+_SQLITE_HEADER = b"SQLite format 3\x00"
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_CANTOPEN = 5, 6, 14
+_T = TypeVar("_T")
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_MAX_LIMIT = 2**62
 
-
-# ---- sqlitedict over one synchronous connection -------------------------------------------------
-
-
-_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)  # one encoder, not one per value
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)  # the canonical JSON's own separators
 
 
 def _encode(obj: Any) -> str:
@@ -73,63 +93,37 @@ def _encode(obj: Any) -> str:
 
 
 def _decode(value: str | bytes) -> Any:
-    return json.loads(value)
+    # bytes: the rows are read as BLOB, so a value that is not UTF-8 fails here, for its row only.
+    try:
+        return json.loads(value)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise BadRowError("not JSON text") from exc
 
 
-class _Link:
-    """sqlitedict's connection interface over the index's one synchronous sqlite3 connection.
-
-    sqlitedict normally runs a worker thread per table that logs each failed statement at
-    ERROR and raises it on a later call. The index needs transactions spanning tables, busy
-    retries, errors raised where they happen, and no thread to lose across ``fork``.
-    """
-
-    autocommit = False
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    def execute(self, req: str, arg: Any = None, res: Any = None) -> None:
-        self._conn.execute(req, arg or ())
-
-    def executemany(self, req: str, items: Iterable[Any]) -> None:
-        self._conn.executemany(req, items)
-
-    def select(self, req: str, arg: Any = None) -> Iterator[Any]:
-        yield from self._conn.execute(req, arg or ())
-
-    def select_one(self, req: str, arg: Any = None) -> Any:
-        return self._conn.execute(req, arg or ()).fetchone()
-
-    def commit(self, blocking: bool = True) -> None:
-        """Statements outside a KeyIndex transaction are already committed (autocommit mode)."""
-
-    def close(self, force: bool = False) -> None:
-        """The KeyIndex owns the connection and closes it."""
+def _key_text(key: bytes | str) -> str:
+    if isinstance(key, str):
+        return key
+    try:
+        return key.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRowError("its key is not UTF-8 text") from None
 
 
-class _Table(SqliteDict):  # type: ignore[misc]
-    """A sqlitedict table with JSON values on the shared connection."""
-
-    def __init__(self, link: _Link, path: Path, name: str) -> None:
-        self._link = link
-        super().__init__(str(path), tablename=name, encode=_encode, decode=_decode)
-
-    def _new_conn(self) -> _Link:
-        return self._link
+class _BadData(Exception):
+    """SQLite's JSON functions met a row that is not JSON (or not UTF-8): take the careful path."""
 
 
-# ---- the index ----------------------------------------------------------------------------------
+class SQLiteIndex(KeyIndex):
+    """The key index in one SQLite file (see the module docstring).
 
-
-class KeyIndex:
-    """The index file: batched writes for the recorder, fast reads for the CLI and warm start.
-
-    Opening creates the file (mode 0600) and its tables, or checks them. A file that is not a
-    clientreg index is moved aside to ``<name>.corrupt-<UTC time>`` (see ``moved_aside``) and a
-    new index started. A locked file is waited for (``busy_timeout`` per attempt, retried with
-    backoff for ``retry_for`` seconds) before ``IndexUnavailableError``. Safe to share between
-    threads; after ``os.fork`` the child must open its own.
+    A writer (the default) creates the file (mode 0600, never through a symbolic link),
+    refuses a file that belongs to another user, is writable by group or others, or is not a
+    clientreg index, and (when it may create one, ``create=True``) moves a damaged clientreg
+    index aside to ``<name>.corrupt-<UTC time>`` (see ``moved_aside``) and starts anew. A
+    reader (``read_only=True``) opens the file read-only, also on read-only media, and never
+    creates, moves, migrates or waits for a writer. A locked file is waited for
+    (``busy_timeout`` per attempt, retried with backoff for ``retry_for`` seconds, and never
+    past ``deadline``) before `IndexUnavailableError`.
     """
 
     def __init__(
@@ -137,88 +131,200 @@ class KeyIndex:
         path: str | os.PathLike[str],
         *,
         create: bool = True,
+        read_only: bool = False,
         busy_timeout: float = 10.0,
         retry_for: float = 30.0,
     ) -> None:
         self.path = Path(path).expanduser()
+        self.read_only = read_only
         self.moved_aside: Path | None = None
-        """Where a corrupt file found at ``path`` was moved when this index was opened."""
+        """Where a damaged index found at ``path`` was moved when this one was opened."""
+        self.deadline: float | None = None
         self._busy_timeout = busy_timeout
         self._retry_for = retry_for
         self._lock = threading.RLock()
+        self._reported: set[tuple[str, str]] = set()
+        self._version = SCHEMA_VERSION
+        if read_only:
+            self._conn = self._open_reader()
+            return
         try:
-            self._conn = self._open(create)
+            self._conn = self._open_writer(create)
         except IndexCorruptError as exc:
+            if not create:  # a writer that may not start a new index (prune) leaves the file as it is
+                raise
             self.moved_aside = move_aside(self.path)
             if self.moved_aside is not None:
                 logger.warning(
-                    "clientreg index %s was not readable (%s); moved it aside to %s and started a new index",
+                    "clientreg index %s was damaged (%s); moved it aside to %s and started a new index",
                     self.path,
                     exc,
                     self.moved_aside.name,
                 )
-            self._conn = self._open(create=True)
-        link = _Link(self._conn)
-        self._configs, self._events, self._meta = (_Table(link, self.path, name) for name in _TABLES)
+            self._conn = self._open_writer(create=True)
+
+    @property
+    def location(self) -> str:
+        """The file's path."""
+        return str(self.path)
+
+    @property
+    def schema_version(self) -> int:
+        """The layout version of the open file (a reader may have a version 1 file open)."""
+        return self._version
 
     # ---- opening ----
 
-    def _open(self, create: bool) -> sqlite3.Connection:
-        if not self.path.exists():
-            if not create:
-                raise IndexMissingError(f"no clientreg index at {self.path}")
-            try:
-                self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
-            except OSError as exc:
-                raise IndexUnavailableError(f"cannot create the clientreg index at {self.path}: {exc}") from exc
-        elif not self.path.is_file():
-            raise IndexUnavailableError(f"clientreg index path {self.path} is not a regular file")
+    def _connect(self, target: str, *, uri: bool = False) -> sqlite3.Connection:
         try:
-            conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False)
+            return sqlite3.connect(
+                target, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False, uri=uri
+            )
         except sqlite3.Error as exc:
             raise IndexUnavailableError(f"cannot open the clientreg index at {self.path}: {exc}") from exc
+
+    def _open_writer(self, create: bool) -> sqlite3.Connection:
+        target = self._target = _prepare_for_writing(self.path, create)
+        conn = self._connect(str(target))
         try:
-            self._retrying(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone())
+            state = self._inspect(conn, target)  # a read: a foreign file is refused before any write
+            if state is None:
+                self._retrying(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone())
+                self._retrying(lambda: self._create_schema(conn, target), conn=conn, write=True)
+                state = self._inspect(conn, target)  # ours, or what another process made meanwhile
+                assert state is not None
+            if self._retrying(lambda: conn.execute("PRAGMA journal_mode").fetchone()[0]) != "wal":
+                self._retrying(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone())
+            if state < SCHEMA_VERSION:
+                self._retrying(lambda: self._migrate(conn), conn=conn, write=True)
             conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable on app crash, fast
-            self._retrying(lambda: self._check_schema(conn), conn=conn, write=True)
         except BaseException:
             conn.close()
             raise
         return conn
 
-    def _check_schema(self, conn: sqlite3.Connection) -> None:
-        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if "meta" in tables:
+    def _open_reader(self) -> sqlite3.Connection:
+        try:
+            found = os.stat(self.path)
+        except FileNotFoundError:
+            raise IndexMissingError(f"no clientreg index at {self.path}") from None
+        except OSError as exc:
+            raise IndexUnavailableError(f"cannot read the clientreg index at {self.path}: {exc.strerror}") from None
+        if not stat.S_ISREG(found.st_mode):
+            raise IndexRefusedError(f"{self.path} is not a regular file, so not a clientreg index")
+        if found.st_size == 0:
+            raise IndexMissingError(f"no clientreg index at {self.path} yet (the file is empty)")
+        target = self.path.resolve()
+        conn = self._connect(target.as_uri() + "?mode=ro", uri=True)
+        try:
+            self._version = self._inspect(conn, target, reading=True) or SCHEMA_VERSION
+        except _CannotOpenShm:
+            conn.close()
+            # A read-only directory or medium: SQLite cannot create the -shm file a WAL reader
+            # needs. With no unfinished writes in a -wal file, nobody can be writing there, and
+            # the file can be read as immutable.
+            wal = Path(f"{target}-wal")
+            if wal.exists() and wal.stat().st_size > 0:
+                raise IndexUnavailableError(
+                    f"cannot read the clientreg index at {self.path}: it is on a read-only medium or in a folder "
+                    f"you cannot write, with unfinished writes in {wal.name}; read it where it can be written"
+                ) from None
+            conn = self._connect(target.as_uri() + "?mode=ro&immutable=1", uri=True)
             try:
-                row = conn.execute('SELECT value FROM "meta" WHERE key = ?', ("schema_version",)).fetchone()
-                version = None if row is None else _decode(row[0])
+                self._version = self._inspect(conn, target, reading=True) or SCHEMA_VERSION
+            except BaseException:
+                conn.close()
+                raise
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _inspect(self, conn: sqlite3.Connection, target: Path, *, reading: bool = False) -> int | None:
+        """The schema version of a clientreg index; None for an empty database. Refuses anything else."""
+
+        def look() -> tuple[set[str], Any, int]:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            tables = {t for t in tables if not t.startswith("sqlite_")}
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = None
+            if set(_TABLES) <= tables:
+                row = conn.execute('SELECT CAST(value AS BLOB) FROM "meta" WHERE key = ?', ("schema_version",))
+                found = row.fetchone()
+                try:
+                    version = None if found is None else _decode(found[0])
+                except BadRowError:
+                    version = "unreadable"
                 for table in _TABLES:
                     conn.execute(f'SELECT key, value FROM "{table}" LIMIT 0')
-            except (sqlite3.OperationalError, ValueError) as exc:
-                raise IndexCorruptError(f"unreadable tables ({exc})") from exc
-            if row is None:
-                raise IndexCorruptError("no schema version")
-            if version != SCHEMA_VERSION:
-                raise IndexVersionError(
-                    f"clientreg index {self.path} has schema version {version!r}; this clientreg reads version "
-                    f"{SCHEMA_VERSION}. Upgrade clientreg, or point CLIENTREG_INDEX at another file."
-                )
+            return tables, version, app_id
+
+        try:
+            tables, version, app_id = self._retrying(look, conn=conn)
+        except IndexUnavailableError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, sqlite3.OperationalError) and _error_code(cause) == _SQLITE_CANTOPEN and reading:
+                raise _CannotOpenShm from exc
+            raise
+        except IndexCorruptError as exc:
+            if _has_our_header(target):
+                raise IndexCorruptError(str(exc.args[0]) if exc.args else "damaged") from exc
+            raise IndexRefusedError(_not_ours(self.path, target)) from exc
+        if not tables:
+            if reading:
+                raise IndexMissingError(f"no clientreg index at {self.path} yet (an empty database)")
+            return None
+        if tables != set(_TABLES):
+            if app_id == APPLICATION_ID:
+                raise IndexCorruptError(f"its tables are not a clientreg index's ({', '.join(sorted(tables)[:8])})")
+            raise IndexRefusedError(_not_ours(self.path, target, tables))
+        if version is None or version == "unreadable":
+            raise IndexCorruptError("its tables are there but not a readable schema version")
+        if version not in _READABLE:
+            raise IndexVersionError(
+                f"clientreg index {self.path} has schema version {version!r}; this clientreg reads versions "
+                f"{', '.join(map(str, _READABLE))}. Upgrade clientreg, or point CLIENTREG_INDEX at another file."
+            )
+        assert isinstance(version, int)
+        self._version = version
+        return version
+
+    def _create_schema(self, conn: sqlite3.Connection, target: Path) -> None:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables:  # another process created it between our look and our write lock
+            if tables != set(_TABLES):
+                raise IndexRefusedError(_not_ours(self.path, target, tables))
             return
-        if tables:
-            raise IndexCorruptError(f"a database that is not a clientreg index (tables: {', '.join(sorted(tables))})")
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         for table in _TABLES:
-            conn.execute(f'CREATE TABLE IF NOT EXISTS "{table}" (key TEXT PRIMARY KEY, value BLOB)')
-        conn.execute(
-            'CREATE INDEX IF NOT EXISTS "events_config_hash" ON "events" (json_extract(value, \'$.config_hash\'))'
-        )
+            conn.execute(f'CREATE TABLE "{table}" (key TEXT PRIMARY KEY, value BLOB)')
+        conn.execute('CREATE INDEX "events_config_hash" ON "events" (json_extract(value, \'$.config_hash\'))')
         conn.execute('INSERT INTO "meta" (key, value) VALUES (?, ?)', ("schema_version", _encode(SCHEMA_VERSION)))
+        self._version = SCHEMA_VERSION
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Version 1 to 2: configs re-stored in canonical key order (a row that is not JSON is left as it is)."""
+        found = conn.execute('SELECT CAST(value AS BLOB) FROM "meta" WHERE key = ?', ("schema_version",)).fetchone()
+        if found is None or _decode(found[0]) != 1:
+            self._version = SCHEMA_VERSION  # another process migrated it first
+            return
+        rewritten = []
+        for key, value in conn.execute('SELECT CAST(key AS BLOB), CAST(value AS BLOB) FROM "configs"').fetchall():
+            try:
+                record = ConfigRecord.from_value(_key_text(key), _decode(value))
+            except BadRowError:
+                continue
+            rewritten.append((record.config_hash, _encode_row(_config_value(record, sort=True))))
+        conn.executemany('UPDATE "configs" SET value = ? WHERE key = ?', [(v, k) for k, v in rewritten])
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute('UPDATE "meta" SET value = ? WHERE key = ?', (_encode(SCHEMA_VERSION), "schema_version"))
+        self._version = SCHEMA_VERSION
 
     # ---- transactions and retries ----
 
     def _retrying(self, work: Callable[[], _T], *, conn: sqlite3.Connection | None = None, write: bool = False) -> _T:
         """Run ``work`` (in a transaction when ``conn`` is given), retrying while the file is busy."""
-        deadline = time.monotonic() + self._retry_for
+        limit = time.monotonic() + self._retry_for
         delay = 0.02
         while True:
             try:
@@ -227,28 +333,124 @@ class KeyIndex:
                         return work()
                     return _in_transaction(conn, work, write)
             except sqlite3.OperationalError as exc:
+                if _is_bad_data(exc):
+                    raise _BadData(str(exc)) from exc
+                deadline = limit if self.deadline is None else min(limit, self.deadline)
                 remaining = deadline - time.monotonic()
                 if _is_busy(exc) and remaining > 0:
                     time.sleep(min(remaining, delay * random.uniform(0.5, 1.5)))
-                    delay = min(delay * 2, 1.0)
+                    delay = min(delay * 2, 0.25)
                     continue
                 raise IndexUnavailableError(f"cannot use the clientreg index at {self.path}: {exc}") from exc
             except sqlite3.DatabaseError as exc:
                 raise IndexCorruptError(f"clientreg index {self.path} is damaged: {exc}") from exc
 
     def _write(self, work: Callable[[], _T]) -> _T:
+        if self.read_only:
+            raise IndexUnavailableError(f"the clientreg index at {self.path} was opened read-only")
         return self._retrying(work, conn=self._conn, write=True)
 
     def _read(self, work: Callable[[], _T]) -> _T:
         return self._retrying(work, conn=self._conn)
 
+    def _careful(self, fast: Callable[[], _T], slow: Callable[[], _T]) -> _T:
+        """``fast`` (SQLite's JSON functions over every row), or ``slow`` (row by row) when a row is not JSON."""
+        try:
+            return self._read(fast)
+        except _BadData:
+            return self._read(slow)
+
+    # ---- rows that are not records ----
+
+    def _skip(self, table: str, key: bytes | str, reason: BadRowError | str) -> None:
+        """Report a row that is not a record, once per row; reads skip it and writes go on."""
+        shown = key.decode("utf-8", "backslashreplace") if isinstance(key, bytes) else key
+        if (table, shown) in self._reported:
+            return
+        self._reported.add((table, shown))
+        logger.warning(
+            "clientreg: skipped a row of the key index %s that is not a record: %s[%s] (%s); the rest is used",
+            self.path,
+            table,
+            ascii(shown[:80]),
+            reason,
+        )
+
+    def _keep_damaged(self, table: str, key: str, raw: bytes, reason: BadRowError) -> None:
+        """Keep an unreadable row's bytes in ``meta`` before a write replaces it: evidence, not lost."""
+        kept = f"{_DAMAGED_KEY}{table}:{key}:{time.time():.6f}"
+        text = raw.decode("utf-8", "backslashreplace")
+        self._conn.execute(
+            'INSERT OR REPLACE INTO "meta" (key, value) VALUES (?, ?)',
+            (kept, _encode({"table": table, "key": key, "value": text})),
+        )
+        self._reported.add((table, key))
+        logger.warning(
+            "clientreg: a row of the key index %s was not a record: %s[%s] (%s); its bytes are kept in meta "
+            "under %s and a new row was started",
+            self.path,
+            table,
+            ascii(key[:80]),
+            reason,
+            ascii(kept[:120]),
+        )
+
+    def _stored(self, table: str, keys: Iterable[str], check: Callable[[str, Any], object]) -> dict[str, Any]:
+        """The decoded values at ``keys`` that pass ``check``; one that does not is kept aside as damaged.
+
+        One statement whatever the number of keys: Python's sqlite3 releases the GIL for each
+        step, and a writer thread that steps once per row waits for a busy main thread at every
+        one of them (the recorder then falls far behind a registry under churn).
+        """
+        wanted = _encode(sorted(set(keys)))
+        found = self._conn.execute(
+            f"SELECT CAST(json_group_array(json_array(CAST(t.key AS TEXT), CAST(t.value AS TEXT))) AS BLOB) "
+            f'FROM "{table}" AS t '
+            "WHERE t.key IN (SELECT value FROM json_each(?))",
+            (wanted,),
+        ).fetchone()[0]
+        try:
+            pairs = [(key, value.encode()) for key, value in _decode(found)]
+        except (BadRowError, TypeError, ValueError, AttributeError):  # a value that is not UTF-8: row by row
+            pairs = []
+            for key in json.loads(wanted):
+                row = self._conn.execute(f'SELECT CAST(value AS BLOB) FROM "{table}" WHERE key = ?', (key,))
+                value = row.fetchone()
+                if value is not None:
+                    pairs.append((key, value[0]))
+        out = {}
+        for key, raw in pairs:
+            try:
+                value = _decode(raw)
+                check(key, value)
+            except BadRowError as exc:
+                self._keep_damaged(table, key, raw, exc)
+                continue
+            out[key] = value
+        return out
+
+    def _put(self, table: str, rows: list[tuple[str, str]]) -> None:
+        """Insert or replace ``(key, JSON object text)`` rows in one statement (see `_stored` for why one).
+
+        The values go in as JSON, not as strings inside JSON: nothing to escape, and SQLite keeps
+        each value's text as it is (tested), so a stored config is the canonical JSON byte for byte.
+        """
+        if rows:
+            assert all(value.startswith("{") for _, value in rows)
+            batch = "[" + ",".join(f"[{_encode(key)},{value}]" for key, value in rows) + "]"
+            self._conn.execute(
+                f'INSERT OR REPLACE INTO "{table}" (key, value) '
+                "SELECT json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]') FROM json_each(?) AS j",
+                (batch,),
+            )
+
     # ---- writes ----
 
     def apply(self, uses: Iterable[ConfigUse] = (), events: Iterable[NewEvent] = ()) -> list[Drift]:
-        """Write one batch in one transaction: configs seen, uses added, events appended.
+        """Write one batch in one IMMEDIATE transaction: configs seen, uses added, events merged.
 
-        Counts are added to what is on disk inside an IMMEDIATE transaction, so any number of
-        processes may write one file at once without losing a use. Returns the drifts found.
+        Counts are added to what is on disk under the write lock, so any number of processes
+        may write one file at once without losing a use. Returns the drifts found.
         """
         uses, events = list(uses), list(events)
         if not uses and not events:
@@ -256,114 +458,199 @@ class KeyIndex:
         return self._write(lambda: self._apply(uses, events))
 
     def _apply(self, uses: list[ConfigUse], extra: list[NewEvent]) -> list[Drift]:
-        rows: dict[str, dict[str, Any] | None] = {}
-        profiles: dict[str, dict[str, Any] | None] = {}
-        events: list[NewEvent] = []
-        drifts: list[Drift] = []
+        # Everything a batch needs is read in three statements and written in three.
+        profiles = {u.profile for u in uses if u.profile is not None}
+        heads = self._stored("meta", (_PROFILE_KEY + p for p in profiles), _check_head)
+        wanted = {u.config_hash for u in uses} | {h["config_hash"] for h in heads.values()}
+        configs = self._stored("configs", wanted, ConfigRecord.from_value)
 
-        def row(config_hash: str) -> dict[str, Any] | None:
-            if config_hash not in rows:
-                rows[config_hash] = self._configs.get(config_hash)
-            return rows[config_hash]
+        def read_config(config_hash: str) -> dict[str, Any] | None:
+            value = configs.get(config_hash)
+            if value is None:
+                return None
+            return _config_value(ConfigRecord.from_value(config_hash, value), sort=self._version < 2)
 
-        for use in uses:
-            current = row(use.config_hash)
-            if current is None:
-                current = rows[use.config_hash] = {
-                    "provider": use.provider,
-                    "config": dict(use.config),
-                    "profiles": [],
-                    "first_seen": use.time,
-                    "last_seen": use.time,
-                    "uses": 0,
-                }
-                events.append(_event_from(use, "first_seen"))
-            if use.profile is not None and use.profile not in current["profiles"]:
-                current["profiles"].append(use.profile)
-            current["uses"] += use.uses
-            current["last_seen"] = max(current["last_seen"], use.time)
-            if use.kind is not None:
-                events.append(_event_from(use, use.kind))
-            if use.profile is None:
-                continue
-            if use.profile not in profiles:
-                profiles[use.profile] = self._meta.get(_PROFILE_KEY + use.profile)
-            last = profiles[use.profile]
-            if use.kind is not None:
-                if last is not None and last["config_hash"] != use.config_hash:
-                    old = row(last["config_hash"])
-                    changes = changed_fields(old["config"], use.config) if old is not None else ()
-                    drift = Drift(use.profile, last["config_hash"], use.config_hash, tuple(changes))
-                    drifts.append(drift)
-                    detail: dict[str, Any] = {"old_hash": drift.old_hash, "new_hash": drift.new_hash}
-                    detail["fields"] = [c.field for c in changes]
-                    events.append(_event_from(use, "drift", detail))
-                last_seen = use.time if last is None else max(use.time, last["last_seen"])
-                profiles[use.profile] = {"config_hash": use.config_hash, "last_seen": last_seen}
-            elif last is not None and last["config_hash"] == use.config_hash and use.uses:
-                last["last_seen"] = max(use.time, last["last_seen"])
+        def read_head(profile: str) -> dict[str, Any] | None:
+            value = heads.get(_PROFILE_KEY + profile)
+            return None if value is None else dict(value)
 
-        self._configs.update({h: r for h, r in rows.items() if r is not None})
-        self._meta.update({_PROFILE_KEY + p: v for p, v in profiles.items() if v is not None})
-        self._events.update({_new_event_id(e.time, e.pid): _event_value(e) for e in [*events, *extra]})
-        return drifts
+        plan = plan_batch(uses, extra, read_config, read_head)
+        events = {_event_key(e): e for e in plan.events}
+        for key, value in self._stored("events", events, EventRecord.from_value).items():
+            stored, event = EventRecord.from_value(key, value), events[key]
+            events[key] = replace(
+                event,
+                time=min(event.time, stored.time),
+                count=event.count + stored.count,
+                last_time=max(event.until, stored.until),
+            )
+        self._put("configs", [(h, _encode_row(row)) for h, row in plan.configs.items()])
+        self._put("meta", [(_PROFILE_KEY + p, _encode(v)) for p, v in plan.heads.items()])
+        self._put("events", [(key, _encode(event_value(e))) for key, e in events.items()])
+        return plan.drifts
 
     def prune(self, older_than_seconds: float, *, dry_run: bool = False, now: float | None = None) -> list[str]:
         """Remove configs not used for ``older_than_seconds``, with their events; return their hashes."""
         cutoff = (time.time() if now is None else now) - older_than_seconds
 
-        def work() -> list[str]:
-            found = self._conn.execute(
-                "SELECT key FROM \"configs\" WHERE json_extract(value, '$.last_seen') < ? ORDER BY key", (cutoff,)
-            )
-            hashes = [r[0] for r in found]
-            if dry_run or not hashes:
-                return hashes
+        def candidates() -> list[str]:
+            return [
+                r[0]
+                for r in self._conn.execute(
+                    "SELECT key FROM \"configs\" WHERE json_extract(value, '$.last_seen') < ? ORDER BY key", (cutoff,)
+                )
+            ]
+
+        def candidates_carefully() -> list[str]:
+            return sorted(r.config_hash for r in self._all_configs() if r.last_seen < cutoff)
+
+        def remove(hashes: list[str]) -> list[str]:
             params = [(h,) for h in hashes]
             self._conn.executemany('DELETE FROM "configs" WHERE key = ?', params)
-            self._conn.executemany("DELETE FROM \"events\" WHERE json_extract(value, '$.config_hash') = ?", params)
-            self._conn.executemany(
-                "DELETE FROM \"meta\" WHERE key >= 'profile:' AND key < 'profile;' "
-                "AND json_extract(value, '$.config_hash') = ?",
-                params,
-            )
+            try:
+                self._conn.executemany("DELETE FROM \"events\" WHERE json_extract(value, '$.config_hash') = ?", params)
+            except sqlite3.OperationalError as exc:  # no expression index, and a row that is not JSON
+                if not _is_bad_data(exc):
+                    raise
+                rows = self._conn.execute('SELECT CAST(key AS BLOB), CAST(value AS BLOB) FROM "events"').fetchall()
+                gone_events = [(e.event_id,) for e in self._event_records(rows) if e.config_hash in set(hashes)]
+                self._conn.executemany('DELETE FROM "events" WHERE key = ?', gone_events)
+            heads = self._conn.execute(_HEADS_SQL).fetchall()
+            gone = set(hashes)
+            for key, value in heads:
+                try:
+                    if _decode(value).get("config_hash") in gone:
+                        self._conn.execute('DELETE FROM "meta" WHERE key = ?', (_key_text(key),))
+                except (BadRowError, AttributeError):
+                    continue
             return hashes
 
-        return self._write(work) if not dry_run else self._read(work)
+        if dry_run:
+            return self._careful(candidates, candidates_carefully)
+
+        def work() -> list[str]:
+            try:
+                hashes = candidates()
+            except sqlite3.OperationalError as exc:
+                if not _is_bad_data(exc):
+                    raise
+                hashes = candidates_carefully()
+            return remove(hashes) if hashes else hashes
+
+        return self._write(work)
+
+    def prune_events(self, older_than_seconds: float, *, dry_run: bool = False, now: float | None = None) -> int:
+        """Remove events whose last occurrence is older than ``older_than_seconds``; return how many."""
+        cutoff = (time.time() if now is None else now) - older_than_seconds
+        window = event_window(cutoff)
+        # Event ids start with 19 digits of nanoseconds: the window of the last occurrence
+        # (version 2) or the time of the one event (version 1). Older windows go by key range;
+        # the cutoff's own window is checked row by row.
+        low, high = _id_prefix(window), _id_prefix(window + EVENT_WINDOW)
+
+        def boundary() -> list[str]:
+            out = []
+            for key, value in self._conn.execute(
+                'SELECT CAST(key AS BLOB), CAST(value AS BLOB) FROM "events" WHERE key >= ? AND key < ?', (low, high)
+            ):
+                try:
+                    if EventRecord.from_value(_key_text(key), _decode(value)).until < cutoff:
+                        out.append(_key_text(key))
+                except BadRowError:
+                    continue
+            return out
+
+        def count() -> int:
+            older = self._conn.execute('SELECT count(*) FROM "events" WHERE key < ?', (low,)).fetchone()[0]
+            return int(older) + len(boundary())
+
+        def remove() -> int:
+            removed = self._conn.execute('DELETE FROM "events" WHERE key < ?', (low,)).rowcount
+            keys = boundary()
+            self._conn.executemany('DELETE FROM "events" WHERE key = ?', [(k,) for k in keys])
+            return int(removed) + len(keys)
+
+        return self._read(count) if dry_run else self._write(remove)
 
     # ---- reads ----
 
     def get(self, config_hash: str) -> ConfigRecord | None:
-        """The config with exactly this hash, or None."""
-        value = self._read(lambda: self._configs.get(config_hash))
-        return None if value is None else _config_record(config_hash, value)
+        """The config with exactly this hash, or None (also when its row is not a record: reported)."""
 
-    def resolve(self, prefix: str) -> str:
-        """The one full hash starting with ``prefix`` (at least 4 hex digits), like git.
+        def work() -> Any:
+            return self._conn.execute(
+                'SELECT CAST(value AS BLOB) FROM "configs" WHERE key = ?', (config_hash,)
+            ).fetchone()
 
-        Raises HashPrefixError when the prefix is malformed, unknown or ambiguous.
-        """
-        wanted = prefix.strip().lower()
-        if not _HEX_PREFIX.fullmatch(wanted):
-            raise HashPrefixError(f"{prefix!r} is not a config hash prefix: give 4 to 64 hex digits", prefix, 0)
-        found = self._read(
-            lambda: [
-                r[0]
-                for r in self._conn.execute(
-                    'SELECT key FROM "configs" WHERE key >= ? AND key < ? ORDER BY key', (wanted, wanted + "g")
-                )
-            ]
-        )
-        if len(found) == 1:
-            return str(found[0])
-        if not found:
-            raise HashPrefixError(f"no config in {self.path} has a hash starting with {wanted!r}", prefix, 0)
-        shown = ", ".join(h[:12] for h in found[:5]) + (", ..." if len(found) > 5 else "")
-        raise HashPrefixError(
-            f"hash prefix {wanted!r} is ambiguous: {len(found)} configs match ({shown}); give more digits",
-            prefix,
-            len(found),
-        )
+        found = self._read(work)
+        if found is None:
+            return None
+        try:
+            return self._config_record(config_hash, _decode(found[0]))
+        except BadRowError as exc:
+            self._skip("configs", config_hash, exc)
+            return None
+
+    def _hashes_starting_with(self, prefix: str) -> list[str]:
+        def work() -> list[Any]:
+            return self._conn.execute(
+                'SELECT CAST(key AS BLOB) FROM "configs" WHERE key >= ? AND key < ? ORDER BY key',
+                (prefix, prefix + "g"),
+            ).fetchall()
+
+        out = []
+        for (key,) in self._read(work):
+            try:
+                out.append(_key_text(key))
+            except BadRowError as exc:
+                self._skip("configs", key, exc)
+        return out
+
+    def _config_record(self, key: str, value: Any) -> ConfigRecord:
+        record = ConfigRecord.from_value(key, value)
+        if self._version < 2:  # version 1 kept the order the fields were given in
+            record = ConfigRecord(
+                record.config_hash,
+                record.provider,
+                canonical_order(record.config),
+                record.profiles,
+                record.first_seen,
+                record.last_seen,
+                record.uses,
+            )
+        return record
+
+    def _all_configs(self) -> list[ConfigRecord]:
+        """Every configs row that is a record, decoded one by one; the others are reported."""
+        rows = self._conn.execute('SELECT CAST(key AS BLOB), CAST(value AS BLOB) FROM "configs"').fetchall()
+        records = []
+        for key, value in rows:
+            try:
+                records.append(self._config_record(_key_text(key), _decode(value)))
+            except BadRowError as exc:
+                self._skip("configs", key, exc)
+        return records
+
+    def _filtered(
+        self,
+        profile: str | None,
+        provider: str | None,
+        since: float | None,
+        limit: int | None,
+        newest_first: bool,
+    ) -> list[ConfigRecord]:
+        """`list_configs` row by row in Python: the path for an index with rows that are not JSON."""
+        records = [
+            r
+            for r in self._all_configs()
+            if (provider is None or r.provider == provider)
+            and (profile is None or profile in r.profiles)
+            and (since is None or r.last_seen >= since)
+        ]
+        records.sort(key=lambda r: (r.first_seen, r.config_hash), reverse=True)
+        if limit is not None:
+            records = records[: _limit(limit)]
+        return records if newest_first else records[::-1]
 
     def list_configs(
         self,
@@ -377,16 +664,26 @@ class KeyIndex:
         """Configs in order of ``first_seen``, filtered in SQLite before any JSON is decoded.
 
         ``since`` keeps configs used at or after that time (``last_seen``); ``limit`` keeps the
-        newest ``limit``. Oldest first unless ``newest_first``.
+        newest ``limit``. Oldest first unless ``newest_first``. Rows that are not records are
+        skipped and reported.
         """
         where, params = _config_filters(profile, provider, since)
-        sql = 'SELECT c.key, c.value FROM "configs" AS c' + where
+        sql = 'SELECT CAST(c.key AS BLOB), CAST(c.value AS BLOB) FROM "configs" AS c' + where
         sql += " ORDER BY json_extract(c.value, '$.first_seen') DESC, c.key DESC"
         if limit is not None:
-            sql += f" LIMIT {max(int(limit), 0)}"
-        rows = self._read(lambda: self._conn.execute(sql, params).fetchall())
-        records = [_config_record(key, _decode(value)) for key, value in rows]
-        return records if newest_first else records[::-1]
+            sql += " LIMIT ?"
+            params.append(_limit(limit))
+
+        def fast() -> list[ConfigRecord]:
+            records = []
+            for key, value in self._conn.execute(sql, params).fetchall():
+                try:
+                    records.append(self._config_record(_key_text(key), _decode(value)))
+                except BadRowError as exc:
+                    self._skip("configs", key, exc)
+            return records if newest_first else records[::-1]
+
+        return self._careful(fast, lambda: self._filtered(profile, provider, since, limit, newest_first))
 
     def list_summaries(
         self,
@@ -405,56 +702,145 @@ class KeyIndex:
         """
         where, params = _config_filters(profile, provider, since)
         sql = (
-            "SELECT json_group_array(json_array(c.key, json_extract(c.value, "
-            "'$.first_seen', '$.last_seen', '$.uses', '$.provider', '$.profiles'))) "
+            "SELECT CAST(json_group_array(json_array(c.key, json_extract(c.value, "
+            "'$.first_seen', '$.last_seen', '$.uses', '$.provider', '$.profiles'))) AS BLOB) "
             'FROM "configs" AS c' + where
         )
-        text = self._read(lambda: self._conn.execute(sql, params).fetchone()[0])
-        found: list[tuple[str, list[Any]]] = _decode(text)
-        found.sort(key=lambda row: (row[1][0], row[0]), reverse=True)
+
+        def fast() -> list[ConfigSummary]:
+            text = self._conn.execute(sql, params).fetchone()[0]
+            try:
+                found: list[Any] = _decode(text)
+            except BadRowError as exc:
+                raise _BadData("a row is not UTF-8 text") from exc
+            summaries = []
+            for row in found:
+                try:
+                    summaries.append(ConfigSummary.from_fields(row[0], row[1]))
+                except BadRowError as exc:
+                    self._skip("configs", row[0], exc)
+            return summaries
+
+        def slow() -> list[ConfigSummary]:
+            records = self._filtered(profile, provider, since, None, True)
+            return [
+                ConfigSummary(r.config_hash, r.provider, r.profiles, r.first_seen, r.last_seen, r.uses) for r in records
+            ]
+
+        summaries = self._careful(fast, slow)
+        summaries.sort(key=lambda s: (s.first_seen, s.config_hash), reverse=True)
         if limit is not None:
-            found = found[: max(int(limit), 0)]
-        summaries = [ConfigSummary(key, f[3], tuple(f[4]), f[0], f[1], f[2]) for key, f in found]
+            summaries = summaries[: _limit(limit)]
         return summaries if newest_first else summaries[::-1]
+
+    def config_lines(
+        self,
+        *,
+        profile: str | None = None,
+        provider: str | None = None,
+        since: float | None = None,
+        limit: int | None = None,
+    ) -> Iterator[str]:
+        """`list_configs` as JSON text, each line the stored row with its hash, never decoded in Python.
+
+        A version 2 row is already a record's JSON (compact, config in canonical order), so
+        this is ``list_configs`` at the cost of reading the rows: 100,000 configs in well
+        under a second. Rows that are not records are skipped and reported.
+        """
+        if self._version < 2:
+            yield from super().config_lines(profile=profile, provider=provider, since=since, limit=limit)
+            return
+        where, params = _config_filters(profile, provider, since)
+        sql = (
+            f"SELECT CAST(c.key AS BLOB), CAST(c.value AS BLOB), {_CONFIG_SHAPE} "
+            f"FROM \"configs\" AS c{where} ORDER BY json_extract(c.value, '$.first_seen') DESC, c.key DESC"
+        )
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(_limit(limit))
+
+        def fast() -> list[str]:
+            lines = []
+            for key, value, shaped in self._conn.execute(sql, params).fetchall():
+                try:
+                    text = value.decode("utf-8")
+                except UnicodeDecodeError:
+                    self._skip("configs", key, BadRowError("not UTF-8 text"))
+                    continue
+                if not shaped or not _is_hash(key):
+                    self._skip("configs", key, BadRowError("not a configs row"))
+                    continue
+                lines.append('{"config_hash":"' + key.decode("ascii") + '",' + text[1:])
+            return lines[::-1]
+
+        def slow() -> list[str]:
+            records = self._filtered(profile, provider, since, limit, False)
+            return [_encode(r.to_dict()) for r in records]
+
+        yield from self._careful(fast, slow)
 
     def events(self, config_hash: str) -> list[EventRecord]:
         """The events of one config, oldest first."""
-        rows = self._read(
-            lambda: self._conn.execute(
-                "SELECT key, value FROM \"events\" WHERE json_extract(value, '$.config_hash') = ? ORDER BY key",
+
+        def fast() -> list[Any]:
+            return self._conn.execute(
+                'SELECT CAST(key AS BLOB), CAST(value AS BLOB) FROM "events" '
+                "WHERE json_extract(value, '$.config_hash') = ?",
                 (config_hash,),
             ).fetchall()
-        )
-        return [_event_record(key, _decode(value)) for key, value in rows]
+
+        def slow() -> list[Any]:
+            return self._conn.execute('SELECT CAST(key AS BLOB), CAST(value AS BLOB) FROM "events"').fetchall()
+
+        records = [e for e in self._event_records(self._careful(fast, slow)) if e.config_hash == config_hash]
+        records.sort(key=event_order)
+        return records
+
+    def _event_records(self, rows: Iterable[Any]) -> list[EventRecord]:
+        out = []
+        for key, value in rows:
+            try:
+                out.append(EventRecord.from_value(_key_text(key), _decode(value)))
+            except BadRowError as exc:
+                self._skip("events", key, exc)
+        return out
 
     def recent_profiles(self, limit: int = 20, max_age_seconds: float | None = None) -> list[RecentProfile]:
         """Profiles by when they were last used, newest first, with the config each last resolved to."""
         cutoff = None if max_age_seconds is None else time.time() - max_age_seconds
-        rows = self._read(
-            lambda: self._conn.execute(
-                'SELECT m.key, m.value FROM "meta" AS m JOIN "configs" AS c '
-                "ON c.key = json_extract(m.value, '$.config_hash') "
-                "WHERE m.key >= 'profile:' AND m.key < 'profile;'"
-            ).fetchall()
-        )
+
+        def work() -> tuple[list[Any], set[bytes]]:
+            heads = self._conn.execute(_HEADS_SQL).fetchall()
+            known = {r[0] for r in self._conn.execute('SELECT CAST(key AS BLOB) FROM "configs"')}
+            return heads, known
+
+        heads, known = self._read(work)
         found = []
-        for key, value in rows:
-            data = _decode(value)
-            if cutoff is None or data["last_seen"] >= cutoff:
-                found.append(RecentProfile(key[len(_PROFILE_KEY) :], data["config_hash"], data["last_seen"]))
+        for key, value in heads:
+            try:
+                name = _key_text(key)
+                data = _decode(value)
+                _check_head(name, data)
+            except BadRowError as exc:
+                self._skip("meta", key, exc)
+                continue
+            if data["config_hash"].encode() in known and (cutoff is None or data["last_seen"] >= cutoff):
+                found.append(RecentProfile(name[len(_PROFILE_KEY) :], data["config_hash"], data["last_seen"]))
         found.sort(key=lambda r: (-r.last_seen, r.profile))
         return found[: max(limit, 0)]
 
     def export(self) -> Iterator[str]:
         """JSON lines, one per config (oldest first) with its ``events`` in order."""
-        configs = self.list_configs()
-        rows = self._read(lambda: self._conn.execute('SELECT key, value FROM "events" ORDER BY key').fetchall())
-        by_hash: dict[str, list[dict[str, Any]]] = {}
-        for key, value in rows:
-            event = _event_record(key, _decode(value))
-            by_hash.setdefault(event.config_hash, []).append(event.to_dict())
+        configs = self._read(lambda: self._filtered(None, None, None, None, False))
+        rows = self._read(
+            lambda: self._conn.execute('SELECT CAST(key AS BLOB), CAST(value AS BLOB) FROM "events"').fetchall()
+        )
+        by_hash: dict[str, list[EventRecord]] = {}
+        for event in self._event_records(rows):
+            by_hash.setdefault(event.config_hash, []).append(event)
         for record in configs:
-            yield _encode({**record.to_dict(), "events": by_hash.get(record.config_hash, [])})
+            events = sorted(by_hash.get(record.config_hash, []), key=event_order)
+            yield _encode({**record.to_dict(), "events": [e.to_dict() for e in events]})
 
     # ---- lifetime ----
 
@@ -463,21 +849,73 @@ class KeyIndex:
         with self._lock:
             self._conn.close()
 
-    def __enter__(self) -> KeyIndex:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"KeyIndex({str(self.path)!r})"
-
 
 # ---- helpers ------------------------------------------------------------------------------------
 
 
+_HEADS_SQL = "SELECT CAST(key AS BLOB), CAST(value AS BLOB) FROM \"meta\" WHERE key >= 'profile:' AND key < 'profile;'"
+
+
+class _CannotOpenShm(Exception):
+    """A read-only connection could not open the WAL index (-shm) file."""
+
+
+_CONFIG_SHAPE = (
+    "CASE WHEN json_valid(c.value) THEN ("
+    "json_type(c.value, '$.provider') = 'text' AND json_type(c.value, '$.config') = 'object' "
+    "AND json_type(c.value, '$.profiles') = 'array' AND json_type(c.value, '$.uses') = 'integer' "
+    "AND json_type(c.value, '$.first_seen') IN ('integer', 'real') "
+    "AND json_type(c.value, '$.last_seen') IN ('integer', 'real')) ELSE 0 END"
+)
+
+
+def _is_hash(key: bytes) -> bool:
+    return len(key) == 64 and all(c in b"0123456789abcdef" for c in key)
+
+
+def _limit(limit: int) -> int:
+    return min(max(int(limit), 0), _MAX_LIMIT)
+
+
+def _config_value(record: ConfigRecord, *, sort: bool) -> dict[str, Any]:
+    value = record.to_dict()
+    del value["config_hash"]
+    if sort:
+        value["config"] = canonical_order(value["config"])
+    return value
+
+
+def _encode_row(row: dict[str, Any]) -> str:
+    """A configs value as JSON text; a ``config`` given as canonical JSON text goes in as it is."""
+    config = row["config"]
+    if not isinstance(config, str):
+        return _encode(row)
+    head = _encode({k: v for k, v in row.items() if k != "config"})
+    return head[:-1] + ("," if len(head) > 2 else "") + '"config":' + config + "}"
+
+
+def _check_head(key: str, value: Any) -> None:
+    if not isinstance(value, dict) or not isinstance(value.get("config_hash"), str):
+        raise BadRowError("not a profile's head")
+    last_seen = value.get("last_seen")
+    if isinstance(last_seen, bool) or not isinstance(last_seen, int | float):
+        raise BadRowError("not a profile's head")
+
+
+def _id_prefix(at: float) -> str:
+    return f"{int(at * 1e9):019d}"
+
+
+def _event_key(event: NewEvent) -> str:
+    # The window of the last occurrence, then a digest of what makes it this event: the same
+    # event repeated within a window lands on the same row, whichever process writes it.
+    identity = "\x00".join(map(repr, event.identity())).encode("utf-8", "backslashreplace")
+    return f"{_id_prefix(event_window(event.until))}-{hashlib.sha256(identity).hexdigest()[:24]}"
+
+
 def _in_transaction(conn: sqlite3.Connection, work: Callable[[], _T], write: bool) -> _T:
-    # IMMEDIATE takes the write lock up front, so a read-modify-write never races another writer.
+    # IMMEDIATE takes the write lock up front, so a read-modify-write never races another
+    # writer. A read is a plain deferred transaction: in WAL mode it never waits for a writer.
     conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
     try:
         result = work()
@@ -492,15 +930,125 @@ def _in_transaction(conn: sqlite3.Connection, work: Callable[[], _T], write: boo
     return result
 
 
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
+def _error_code(exc: sqlite3.Error) -> int | None:
     code = getattr(exc, "sqlite_errorcode", None)
+    return None if code is None else code & 0xFF
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = _error_code(exc)
     if code is not None:
-        return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+        return code in (_SQLITE_BUSY, _SQLITE_LOCKED)
     return "locked" in str(exc) or "busy" in str(exc)
 
 
+def _is_bad_data(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc)
+    return any(s in text for s in ("malformed JSON", "Could not decode to UTF-8", "JSON cannot hold BLOB"))
+
+
+def _has_our_header(target: Path) -> bool:
+    """Whether the file's header says it is a clientreg index (a damaged one, when SQLite cannot read it)."""
+    try:
+        with open(target, "rb") as file:
+            header = file.read(100)
+    except OSError:
+        return False
+    return header.startswith(_SQLITE_HEADER) and int.from_bytes(header[68:72], "big") == APPLICATION_ID
+
+
+def _not_ours(path: Path, target: Path, tables: set[str] | None = None) -> str:
+    if tables is not None:
+        what = f"another program's SQLite database (tables: {', '.join(sorted(tables)[:8])})"
+    else:
+        try:
+            with open(target, "rb") as file:
+                is_sqlite = file.read(16) == _SQLITE_HEADER
+        except OSError:
+            is_sqlite = False
+        what = "a damaged SQLite database that is not a clientreg index" if is_sqlite else "not a SQLite database"
+    return (
+        f"{path} is {what}; clientreg leaves it as it is. Point CLIENTREG_INDEX (or [index] path, or --index) "
+        "at another file, or move this one away"
+    )
+
+
+def _prepare_for_writing(path: Path, create: bool) -> Path:
+    """Create ``path`` (0600, O_EXCL, never through a link) or check the existing file; return what to open.
+
+    An existing file must be a regular file owned by this user and not writable by group or
+    others; a symbolic link is followed only to such a file (never created through), and the
+    -wal, -shm and -journal files beside it must not be links.
+    """
+    try:
+        found = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        if not create:
+            raise IndexMissingError(f"no clientreg index at {path}") from None
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise IndexUnavailableError(f"cannot create the clientreg index at {path}: {exc}") from exc
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o600)
+        except FileExistsError:
+            found = os.lstat(path)  # another process made it first, or a dangling link was planted
+        except OSError as exc:
+            raise IndexUnavailableError(f"cannot create the clientreg index at {path}: {exc}") from exc
+        else:
+            os.close(fd)
+            return path
+    except OSError as exc:
+        raise IndexUnavailableError(f"cannot use the clientreg index at {path}: {exc.strerror}") from None
+    target = path
+    if stat.S_ISLNK(found.st_mode):
+        try:
+            target = path.resolve(strict=True)
+        except (OSError, RuntimeError):
+            raise IndexRefusedError(
+                f"{path} is a symbolic link to a missing file; clientreg never creates its index through a link "
+                "(one planted in a shared folder could point anywhere). Remove the link or point the index elsewhere"
+            ) from None
+    try:
+        fd = os.open(target, os.O_RDONLY | _NOFOLLOW | _NONBLOCK | _CLOEXEC)
+    except OSError as exc:
+        raise IndexUnavailableError(f"cannot open the clientreg index at {path}: {exc.strerror}") from None
+    try:
+        opened = os.fstat(fd)
+    finally:
+        os.close(fd)
+    shown = path if target == path else f"{path} (a link to {target})"
+    if not stat.S_ISREG(opened.st_mode):
+        raise IndexRefusedError(f"{shown} is not a regular file, so not a clientreg index")
+    if hasattr(os, "geteuid"):
+        if opened.st_uid != os.geteuid():
+            raise IndexRefusedError(
+                f"{shown} belongs to another user (uid {opened.st_uid}); clientreg writes only an index file "
+                "its own user owns. Point the index at a file of yours"
+            )
+        if opened.st_mode & 0o022:
+            raise IndexRefusedError(
+                f"{shown} is writable by group or others (mode {stat.S_IMODE(opened.st_mode):04o}); clientreg "
+                f"writes only an index file no one else can change. Run: chmod 600 {target}"
+            )
+    for suffix in ("-wal", "-shm", "-journal"):
+        if os.path.islink(f"{target}{suffix}"):
+            raise IndexRefusedError(
+                f"{target}{suffix} is a symbolic link; clientreg does not write through it. Remove it"
+            )
+    return target
+
+
 def move_aside(path: Path) -> Path | None:
-    """Rename ``path`` (and its -wal, -shm) to ``<name>.corrupt-<UTC time>``; None if already gone."""
+    """Rename ``path`` (and its -wal, -shm) to ``<name>.corrupt-<UTC time>``; None if already gone.
+
+    A symbolic link is not moved (nor what it points to): that is for its owner to decide.
+    """
+    if os.path.islink(path):
+        raise IndexCorruptError(
+            f"clientreg index {path} is damaged; it is a symbolic link, so clientreg does not move it aside: "
+            "move it (or the file it points to) away yourself"
+        )
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     target = path.with_name(f"{path.name}.corrupt-{stamp}")
     for n in itertools.count(1):
@@ -512,45 +1060,13 @@ def move_aside(path: Path) -> Path | None:
     except FileNotFoundError:
         return None  # another process moved it first
     except OSError as exc:
-        raise IndexUnavailableError(f"clientreg index {path} is corrupt and cannot be moved aside: {exc}") from exc
+        raise IndexUnavailableError(f"clientreg index {path} is damaged and cannot be moved aside: {exc}") from exc
     for suffix in ("-wal", "-shm", "-journal"):
         try:
             os.rename(f"{path}{suffix}", f"{target}{suffix}")
         except OSError:
             pass
     return target
-
-
-_EVENT_SEQ = itertools.count()
-
-
-def _new_event_id(at: float, pid: int) -> str:
-    # Sorts by time; unique across processes (pid) and within one (sequence, random tail).
-    return f"{int(at * 1e9):019d}-{pid:07d}-{next(_EVENT_SEQ):06d}-{random.getrandbits(16):04x}"
-
-
-def _event_from(use: ConfigUse, kind: EventKind, detail: Mapping[str, Any] | None = None) -> NewEvent:
-    return NewEvent(use.time, use.config_hash, use.profile, kind, use.host, use.pid, detail)
-
-
-def _event_value(event: NewEvent) -> dict[str, Any]:
-    value: dict[str, Any] = {"time": event.time, "config_hash": event.config_hash, "profile": event.profile}
-    value.update(kind=event.kind, host=event.host, pid=event.pid)
-    if event.detail is not None:
-        value["detail"] = dict(event.detail)
-    return value
-
-
-def _config_record(config_hash: str, value: dict[str, Any]) -> ConfigRecord:
-    return ConfigRecord(
-        config_hash,
-        value["provider"],
-        value["config"],
-        tuple(value["profiles"]),
-        value["first_seen"],
-        value["last_seen"],
-        value["uses"],
-    )
 
 
 def _config_filters(profile: str | None, provider: str | None, since: float | None) -> tuple[str, list[Any]]:
@@ -566,16 +1082,3 @@ def _config_filters(profile: str | None, provider: str | None, since: float | No
         where.append("json_extract(c.value, '$.last_seen') >= ?")
         params.append(since)
     return (" WHERE " + " AND ".join(where) if where else ""), params
-
-
-def _event_record(event_id: str, value: dict[str, Any]) -> EventRecord:
-    return EventRecord(
-        event_id,
-        value["time"],
-        value["config_hash"],
-        value.get("profile"),
-        value["kind"],
-        value.get("host", ""),
-        value.get("pid", 0),
-        value.get("detail"),
-    )
