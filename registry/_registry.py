@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from registry._counter import Count
 from registry.errors import NoRunningLoopError, RegistryClosedError, UnknownProfileError
-from registry.locations import IndexTable, index_table_from_file, resolve_index_path
+from registry.locations import IndexTable, index_table_from_file, resolve_index
 from registry.providers import builder_for
 from registry.transports import aclose_pool, close_pool, new_pool, pool_is_idle, ssl_context
 from schemas import ProviderSettings
@@ -579,18 +579,15 @@ class Registry:
 
     def _recorder_or_none(self) -> IndexRecorder | None:
         if not self._recorder_resolved:
-            path = self._resolve_index_path()
+            location = resolve_index(self._index_path, self._index_table)
             with self._lock:
                 if not self._recorder_resolved:
-                    if path is not None:
+                    if location is not None:
                         from registry.recorder import IndexRecorder
 
-                        self._recorder = IndexRecorder(path)
+                        self._recorder = IndexRecorder(location.path, retention=location.retention)
                     self._recorder_resolved = True
         return self._recorder
-
-    def _resolve_index_path(self) -> Path | None:
-        return resolve_index_path(self._index_path, self._index_table)
 
     def _index_table(self) -> IndexTable | None:
         # Settings already loaded (or given) decide; otherwise read only the file's [index]

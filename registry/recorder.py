@@ -1,11 +1,31 @@
-"""IndexRecorder: records builds and uses into the KeyIndex from a background thread.
+"""IndexRecorder: records builds, uses and evictions into the key index from a background thread.
 
-The registry calls ``built``/``evicted`` (a lock held for a list append, no I/O) and
-``UseCounter.hit`` on every hand-out (one atomic ``next()`` on an ``itertools.count``).
-A daemon thread, started on first use, opens the index lazily and writes everything every
-``flush_interval`` seconds, at ``flush()``/``close()`` and at interpreter exit. When the
-index is unwritable, full, locked or corrupt, clients are still handed out, one warning is
-logged per recorder, and the counts wait in memory for the next try.
+The registry calls ``built``/``evicted`` (a lock held for a dict update, no I/O) and
+``UseCounter.hit`` on every hand-out (one atomic ``next()`` on an ``itertools.count``). A
+daemon thread, started on first use, opens the index lazily and writes every
+``flush_interval`` seconds, sooner when many records wait, at ``flush()``/``close()`` and at
+interpreter exit.
+
+Memory is bounded by what the registry holds, not by how often clients churn:
+
+- One small record per (config, profile) whose counter the registry holds: the hash, the
+  canonical JSON (a few hundred bytes; the settings object is not kept), the count, and its
+  builds and evictions since the last write, each kind one entry with a count however often
+  it repeats. The recorder holds the counter weakly: once the registry lets the client go
+  and the counter is collected, the record's last uses and events are written and the
+  record forgotten. A later build gets a fresh counter.
+- The index coalesces events further (one row per event and day), so churn does not grow
+  the index either.
+- At most ``max_pending`` records wait with something unwritten beyond those the registry
+  holds. Writes go in batches of a few hundred, so a write's own memory is small too. When
+  the index is unwritable for long, or written more slowly than clients churn, the oldest
+  records past the bound are dropped: one warning says so and `stats` counts what was lost.
+
+When the index is unwritable, full, locked or damaged, clients are still handed out, one
+warning is logged per recorder, and everything waits in memory (within the bound) for the
+next try. ``close()`` and interpreter exit wait about a second in all for a locked index
+(one deadline shared by every recorder), then say how many uses and events were not
+written.
 
 >>> recorder = IndexRecorder("index.sqlite")
 >>> counter = recorder.built(settings, "fast"); counter.hit()
@@ -14,21 +34,24 @@ logged per recorder, and the counts wait in memory for the next try.
 from __future__ import annotations
 
 import atexit
+import itertools
 import logging
 import os
 import threading
 import time
 import weakref
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
-from registry._counter import Count
 from registry.index import (
     ConfigUse,
     Drift,
     IndexCorruptError,
     IndexMissingError,
+    IndexRefusedError,
     IndexVersionError,
     KeyIndex,
     KeyIndexError,
@@ -42,95 +65,262 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("clientreg.index")
 
-__all__ = ["IndexRecorder", "RecentProfile", "UseCounter"]
+__all__ = ["DEFAULT_RETENTION", "IndexRecorder", "RecentProfile", "RecorderStats", "UseCounter"]
 
-_EXIT_FLUSH_TIMEOUT = 3.0
-_MAX_PENDING_EVENTS = 10_000  # while the index is down, keep this many evictions at most
+DEFAULT_RETENTION: Final = 90 * 86_400.0
+"""Events older than this (90 days) are removed by the recorder; configs and their totals stay."""
+
+CLOSE_TIMEOUT: Final = 1.0
+"""How long ``close()`` and interpreter exit wait, in all, for the last write (seconds)."""
+
+_MAX_PENDING: Final = 10_000  # records waiting beyond those the registry holds
+_CANONICAL_CACHE: Final = 1_024  # canonical JSON kept per config hash, for configs that churn
+_HURRY_AT: Final = 500  # this many records waiting: write now rather than at the next interval
+_BATCH: Final = 500  # records written per transaction: bounds the memory a write takes
+_TRIM_EVERY: Final = 3_600.0  # seconds between two retention passes of one recorder
+_ATTEMPT: Final = 0.05  # longest wait inside SQLite for a lock before Python checks the deadline again
+_BLOCKED_FOR: Final = 60.0  # a close this soon after another found the same file locked does not wait
+
+Kind = Literal["built", "warm"]
 
 
-class UseCounter(Count):
+class UseCounter:
     """How many times the registry handed out the client of one (config_hash, profile).
 
-    The registry calls ``hit()`` on every hand-out, the first included (see `Count`).
+    The registry calls ``hit()`` on every hand-out, the first included: the bound ``__next__``
+    of an ``itertools.count``, one C call, atomic under the GIL, so no increment is lost.
     """
 
-    __slots__ = ()
+    __slots__ = ("__weakref__", "hit")
+
+    hit: Callable[[], object]
+    """Count one hand-out."""
+
+    def __init__(self, hit: Callable[[], object]) -> None:
+        self.hit = hit
 
 
 @dataclass(slots=True)
-class _Tracked:
-    """A (config_hash, profile) this process built: its counter and what is written so far."""
+class _Pending:
+    """Builds or evictions of one kind since the last write: how many, first and last time."""
 
-    counter: UseCounter
-    config_hash: str
-    profile: str | None
-    settings: ProviderSettings | None  # until the thread turns it into provider + canonical dict
-    provider: str = ""
-    config: dict[str, Any] | None = None
-    written: int = 0  # hits already in the index (or, after fork, the parent's to write)
-
-
-@dataclass(slots=True)
-class _Build:
-    tracked: _Tracked
-    kind: Literal["built", "warm"]
-    time: float
+    first: float
+    last: float
+    count: int
     pid: int
+
+    def add(self, other: _Pending) -> None:
+        self.first, self.last = min(self.first, other.first), max(self.last, other.last)
+        self.count += other.count
+
+
+def _pend(entries: dict[str, _Pending], kind: str) -> bool:
+    """Count one ``kind`` now into ``entries``; True when it is the entry's first."""
+    now = time.time()
+    entry = entries.get(kind)
+    if entry is not None:
+        entry.last = max(entry.last, now)
+        entry.count += 1
+        return False
+    entries[kind] = _Pending(now, now, 1, os.getpid())
+    return True
+
+
+class _Tracked:
+    """A (config_hash, profile) built in this process: its count, its pending events, what is written."""
+
+    __slots__ = ("config_hash", "config_json", "count", "pending", "profile", "provider", "reads", "written")
+
+    def __init__(self, config_hash: str, profile: str | None, provider: str, config_json: str) -> None:
+        self.config_hash = config_hash
+        self.profile = profile
+        self.provider = provider
+        self.config_json = config_json  # the canonical JSON: a few hundred bytes, not the settings object
+        self.count = itertools.count()
+        self.reads = 0  # next() calls made by total() itself
+        self.written = 0  # uses already in the index (or, after fork, the parent's to write)
+        self.pending: dict[str, _Pending] = {}  # "built", "warm", "evicted" since the last write
+
+    def total(self) -> int:
+        """Hits so far; called with the recorder's lock held (one reader at a time)."""
+        value = next(self.count) - self.reads
+        self.reads += 1
+        return value
+
+    def records(self, pending: dict[str, _Pending], total: int, now: float) -> tuple[list[ConfigUse], list[NewEvent]]:
+        """What to write for ``pending`` events and the uses up to ``total``."""
+        uses: list[ConfigUse] = []
+        events: list[NewEvent] = []
+        for kind, e in pending.items():
+            if kind == "evicted":
+                events.append(
+                    NewEvent(
+                        e.first, self.config_hash, self.profile, "evicted", pid=e.pid, count=e.count, last_time=e.last
+                    )
+                )
+            else:
+                built: Kind = "warm" if kind == "warm" else "built"
+                uses.append(self._use(e.first, 0, e.pid, built, count=e.count, last_time=e.last))
+        if total > self.written:
+            uses.append(self._use(now, total - self.written, os.getpid()))
+        return uses, events
+
+    def _use(self, at: float, uses: int, pid: int, kind: Kind | None = None, **more: Any) -> ConfigUse:
+        return ConfigUse(
+            self.config_hash, self.provider, self.config_json, self.profile, at, uses, kind, pid=pid, **more
+        )
+
+
+class _HandleRef(weakref.ref[UseCounter]):
+    """A weak reference to a counter the registry holds; its callback queues it as let go."""
+
+    __slots__ = ("tracked",)
+    tracked: _Tracked
+
+
+@dataclass(frozen=True, slots=True)
+class RecorderStats:
+    """What the recorder holds, wrote, and could not write (for metrics and health checks)."""
+
+    tracked: int
+    """(config, profile) pairs whose counters the registry holds."""
+    pending_uses: int
+    """Hand-outs counted and not yet written."""
+    pending_events: int
+    """Builds and evictions waiting to be written (each counted as often as it happened)."""
+    written_uses: int
+    written_events: int
+    failed_flushes: int
+    """Writes that failed (locked, unwritable, full, damaged); what they held was kept for the next."""
+    dropped_uses: int
+    """Uses never written: past the pending bound, not written by close or exit, or recording off."""
+    dropped_events: int
+    recording: bool
+    """False once closed, or when the index was refused (another program's or user's file, newer version)."""
+    last_error: str | None
+
+
+@dataclass(slots=True)
+class _Batch:
+    """One write: records with what they had pending when taken, and uses counted so far."""
+
+    items: list[tuple[_Tracked, dict[str, _Pending], int]]
+    retired: list[_Tracked]
+    orphans: dict[tuple[str, str | None], _Pending]
+
+    def events_count(self) -> int:
+        return sum(e.count for _, p, _ in self.items for e in p.values()) + sum(e.count for e in self.orphans.values())
 
 
 class _Core:
     """The recorder's state and thread. Holds no reference to the IndexRecorder, so it can be collected."""
 
-    def __init__(self, path: Path, flush_interval: float, busy_timeout: float) -> None:
+    def __init__(
+        self, path: Path, flush_interval: float, busy_timeout: float, retention: float | None, max_pending: int
+    ) -> None:
         self.path = path
         self.flush_interval = flush_interval
         self.busy_timeout = busy_timeout
+        self.retention = retention
+        self.max_pending = max_pending
+        self.released: deque[_HandleRef] = deque()  # appended by weakref callbacks, lock-free
+        self.canonical: dict[str, str] = {}  # config_hash -> canonical JSON, the last thousand or so
+        self.written_uses = self.written_events = 0
+        self.failed_flushes = self.dropped_uses = self.dropped_events = 0
+        self.last_error: str | None = None
         self._reset()
 
     def _reset(self) -> None:
         self.cond = threading.Condition(threading.Lock())
-        self.tracked: dict[tuple[str, str | None], _Tracked] = {}
-        self.builds: list[_Build] = []
-        self.events: list[NewEvent] = []
+        self.live: dict[tuple[str, str | None], _HandleRef] = {}
+        self.dirty: dict[int, _Tracked] = {}  # live records with pending events, by id, oldest first
+        self.retired: dict[int, _Tracked] = {}  # let go by the registry, not yet written, oldest first
+        self.orphans: dict[tuple[str, str | None], _Pending] = {}  # evictions of records no longer held
         self.thread: threading.Thread | None = None
         self.index: KeyIndex | None = None
         self.stopping = False
         self.closed = False
+        self.hurry = False
+        self.healthy = True
+        self.deadline: float | None = None
         self.requested = 0  # flush generations asked for ...
         self.done = 0  # ... and completed,
         self.done_ok = True  # with the outcome of the last one
-        self.disabled = False  # the index refuses this clientreg version: stop writing
+        self.disabled = False  # the index was refused (not ours, newer version): stop recording
         self.warned = False  # one warning per recorder (and per forked child)
+        self.bound_warned = False
         self.recovered = False
+        self.last_trim = -_TRIM_EVERY
 
     # ---- called from the registry's threads ----
 
-    def built(
-        self, settings: ProviderSettings, profile: str | None, kind: Literal["built", "warm"] | None
-    ) -> UseCounter:
+    def built(self, settings: ProviderSettings, profile: str | None, kind: Kind | None) -> UseCounter:
         key = (settings.config_hash, profile)
-        with self.cond:
-            tracked = self.tracked.get(key)
-            if tracked is None:
-                tracked = self.tracked[key] = _Tracked(UseCounter(), key[0], profile, settings)
-            if not self.closed and not self.disabled:
-                if kind is not None:
-                    self.builds.append(_Build(tracked, kind, time.time(), os.getpid()))
-                self._ensure_thread()
-            return tracked.counter
-
-    def evicted(self, config_hash: str, profile: str | None) -> None:
+        # The canonical JSON is what the index stores; a small cache keyed by hash means a config
+        # churning through the registry is serialised once, and nothing holds the settings object.
+        config_json = self.canonical.get(key[0])
+        if config_json is None:
+            config_json = settings.canonical_json()
         with self.cond:
             if self.closed or self.disabled:
-                return
-            self.events.append(NewEvent(time.time(), config_hash, profile, "evicted"))
-            del self.events[:-_MAX_PENDING_EVENTS]
+                self.dropped_events += kind is not None
+                return UseCounter(itertools.count().__next__)  # counted nowhere, kept by nobody
+            self.canonical[key[0]] = config_json
+            if len(self.canonical) > _CANONICAL_CACHE:
+                del self.canonical[next(iter(self.canonical))]
+            ref = self.live.get(key)
+            handle = None if ref is None else ref()
+            if handle is None:
+                tracked = _Tracked(key[0], profile, settings.provider, config_json)
+                handle = UseCounter(tracked.count.__next__)
+                ref = _HandleRef(handle, self.released.append)
+                ref.tracked = tracked
+                self.live[key] = ref
+            assert ref is not None
+            if kind is not None:
+                self._mark(ref.tracked, kind)
             self._ensure_thread()
+            return handle
+
+    def evicted(self, config_hash: str, profile: str | None) -> None:
+        key = (config_hash, profile)
+        with self.cond:
+            if self.closed or self.disabled:
+                self.dropped_events += 1
+                return
+            ref = self.live.get(key)
+            if ref is not None:
+                self._mark(ref.tracked, "evicted")
+            elif self._room() or key in self.orphans:
+                found = self.orphans.get(key)
+                if found is None:
+                    now = time.time()
+                    self.orphans[key] = _Pending(now, now, 1, os.getpid())
+                else:
+                    found.last, found.count = max(found.last, time.time()), found.count + 1
+            else:
+                self.dropped_events += 1
+            self._ensure_thread()
+
+    def _mark(self, tracked: _Tracked, kind: str) -> None:
+        """Count a build or eviction of a live record (lock held); a new waiting record past the bound is dropped."""
+        if id(tracked) not in self.dirty and not self._room():
+            self.dropped_events += 1
+            self.cond.notify_all()  # the thread says so, once
+            return
+        _pend(tracked.pending, kind)
+        self.dirty[id(tracked)] = tracked
+        if len(self.dirty) + len(self.retired) >= _HURRY_AT and self.healthy and not self.hurry:
+            self.hurry = True
+            self.cond.notify_all()
+
+    def _room(self) -> bool:
+        return len(self.dirty) + len(self.retired) + len(self.orphans) + len(self.released) < self.max_pending
 
     def flush(self, timeout: float | None) -> bool:
         with self.cond:
             if self.thread is None or not self.thread.is_alive():
-                return not self.builds and not self.events  # nothing recorded, or closed
+                return not self.dirty and not self.retired and not self.orphans  # nothing recorded, or closed
             self.requested += 1
             wanted = self.requested
             self.cond.notify_all()
@@ -138,16 +328,22 @@ class _Core:
                 return False
             return self.done_ok
 
-    def close(self, timeout: float | None) -> None:
+    def begin_close(self, deadline: float) -> threading.Thread | None:
+        """Stop recording and ask the thread for a last write that gives up at ``deadline``.
+
+        Returns the thread to wait for (until ``deadline``), or None when there is none.
+        """
         with self.cond:
             if self.closed:
-                return
+                return None
             thread = self.thread
             self.closed = self.stopping = True
+            self.deadline = deadline
+            if self.index is not None:
+                self.index.deadline = deadline
             self.requested += 1
             self.cond.notify_all()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+        return thread if thread is not None and thread is not threading.current_thread() else None
 
     def stop_soon(self) -> None:
         """The recorder was garbage collected: let the thread write what it has and end."""
@@ -155,19 +351,49 @@ class _Core:
             self.closed = self.stopping = True
             self.cond.notify_all()
 
+    def _all_records(self) -> list[_Tracked]:
+        """Every record with something counted: live, let go and not yet retired, retired (lock held)."""
+        found = {id(ref.tracked): ref.tracked for ref in self.live.values()}
+        found.update((id(ref.tracked), ref.tracked) for ref in self.released)
+        found.update(self.retired)
+        return list(found.values())
+
+    def stats(self) -> RecorderStats:
+        with self.cond:
+            records = self._all_records()
+            pending_uses = sum(max(t.total() - t.written, 0) for t in records)
+            pending_events = sum(e.count for t in records for e in t.pending.values())
+            pending_events += sum(e.count for e in self.orphans.values())
+            return RecorderStats(
+                tracked=len(self.live),
+                pending_uses=pending_uses,
+                pending_events=pending_events,
+                written_uses=self.written_uses,
+                written_events=self.written_events,
+                failed_flushes=self.failed_flushes,
+                dropped_uses=self.dropped_uses,
+                dropped_events=self.dropped_events,
+                recording=not self.closed and not self.disabled,
+                last_error=self.last_error,
+            )
+
     def after_fork_in_child(self) -> None:
         # The parent's thread, lock and sqlite connection do not exist in this process; keep
         # the parent's connection referenced (never closed here) and start over. Counters the
-        # registry already holds stay valid: the hits so far are the parent's to write.
+        # registry holds stay valid: the hits so far, and everything pending, are the parent's
+        # to write. The released queue is kept (live references append to it) but emptied.
         if self.index is not None:
             _ABANDONED.append(self.index)
-        tracked = self.tracked
-        closed = self.closed
+        live, closed, disabled = self.live, self.closed, self.disabled
         self._reset()
         self.closed = self.stopping = closed
-        for key, item in tracked.items():
-            item.written = item.counter.total()
-            self.tracked[key] = item
+        self.disabled = disabled
+        self.released.clear()
+        for key, ref in live.items():
+            if ref() is not None:
+                ref.tracked.written = ref.tracked.total()
+                ref.tracked.pending = {}
+                self.live[key] = ref
 
     def _ensure_thread(self) -> None:
         if self.thread is None:
@@ -182,73 +408,200 @@ class _Core:
             with self.cond:
                 if self.thread is not me:
                     return  # reset after a fork in this (child) process
-                self.cond.wait_for(lambda: self.stopping or self.requested > self.done, self.flush_interval)
+                self.cond.wait_for(
+                    lambda: self.stopping or self.requested > self.done or self.hurry, self.flush_interval
+                )
                 wanted, stopping = self.requested, self.stopping
+                self.hurry = False
             try:
                 ok = self._flush_once()
-            except Exception:  # never let the thread die (a bug here must not stop recording)
+            except Exception as exc:  # never let the thread die (a bug here must not stop recording)
                 logger.debug("clientreg: index flush failed", exc_info=True)
+                self.last_error = f"{type(exc).__name__}: {exc}"
                 ok = False
             with self.cond:
                 if self.thread is not me:
                     return
                 self.done, self.done_ok = max(self.done, wanted), ok
+                self.healthy = ok
                 self.cond.notify_all()
+                bound_hit = self.dropped_events > 0 or self.dropped_uses > 0
+            if bound_hit and not self.bound_warned and not stopping and not self.disabled:
+                self.bound_warned = True
+                logger.warning(
+                    "clientreg: more than %d records waited for the key index %s; the oldest are dropped and "
+                    "counted (IndexRecorder.stats()) while it is written more slowly than clients churn",
+                    self.max_pending,
+                    self.path,
+                )
             if stopping:
-                if self.index is not None:
-                    self.index.close()
-                    self.index = None
+                self._finish(ok)
                 return
 
-    def _flush_once(self) -> bool:
-        """Write queued builds, evictions and new uses in one batch; True when all are written."""
+    def _finish(self, ok: bool) -> None:
+        """After the last write: count and report what could not be written, and close the index."""
         with self.cond:
-            builds, self.builds = self.builds, []
-            events, self.events = self.events, []
-            tracked = list(self.tracked.values())
-            totals = [item.counter.total() for item in tracked]
-        if self.disabled:
-            return False
-        by_key: dict[int, ConfigUse] = {}
-        uses: list[ConfigUse] = []
-        for build in builds:
-            _describe(build.tracked)
-            uses.append(_use(build.tracked, build.time, 0, build.kind, build.pid))
-        now = time.time()
-        pid = os.getpid()
-        for i, (item, total) in enumerate(zip(tracked, totals, strict=True)):
-            if total > item.written:
-                _describe(item)
-                by_key[i] = _use(item, now, total - item.written, None, pid)
-        uses.extend(by_key.values())
-        if not uses and not events:
-            return True
-        try:
-            drifts = self._apply(uses, events)
-        except Exception as exc:  # the thread must survive anything; the records wait for the next try
-            self._failed(exc)
-            with self.cond:  # keep them, in order, for the next try
-                self.builds[:0] = builds
-                self.events[:0] = events
-                del self.events[:-_MAX_PENDING_EVENTS]
-            return False
-        for i, use in by_key.items():
-            tracked[i].written += use.uses
-        for drift in drifts:
-            logger.warning("clientreg: %s", drift.describe())
-        if self.warned and not self.recovered:
-            self.recovered = True
-            logger.info("clientreg: key index %s is writable again; pending records written", self.path)
+            records = self._all_records()
+            lost_uses = sum(max(t.total() - t.written, 0) for t in records)
+            lost_events = sum(e.count for t in records for e in t.pending.values())
+            lost_events += sum(e.count for e in self.orphans.values())
+            for t in records:
+                t.written = t.total()
+                t.pending = {}
+            self.dirty, self.retired, self.orphans = {}, {}, {}
+            self.dropped_uses += lost_uses
+            self.dropped_events += lost_events
+        if not ok and (lost_uses or lost_events):
+            logger.warning(
+                "clientreg: %d uses and %d events were not written to the key index %s before close (%s)",
+                lost_uses,
+                lost_events,
+                self.path,
+                self.last_error or "not written in time",
+            )
+        if self.index is not None:
+            self.index.close()
+            self.index = None
+
+    def _flush_once(self) -> bool:
+        """Write what is pending and counted, a batch at a time; True when all of it is written."""
+        first = True
+        while True:
+            with self.cond:
+                self._retire_released()
+                batch = self._take(with_live=first)
+                more = bool(self.dirty or self.orphans or len(self.retired) > len(batch.retired))
+            if self.disabled:
+                self._drop()
+                return False
+            if not self._write(batch):
+                return False
+            first = False
+            if not more:
+                break
+        self._trim()
         return True
 
-    def _apply(self, uses: list[ConfigUse], events: list[NewEvent]) -> list[Drift]:
+    def _retire_released(self) -> None:
+        """Counters the registry let go (lock held): keep their record until its last uses are written."""
+        while self.released:
+            ref = self.released.popleft()
+            tracked = ref.tracked
+            key = (tracked.config_hash, tracked.profile)
+            if self.live.get(key) is ref:
+                del self.live[key]
+            self.dirty.pop(id(tracked), None)
+            self.retired[id(tracked)] = tracked
+        excess = len(self.retired) + len(self.dirty) + len(self.orphans) - self.max_pending
+        for tracked in list(self.retired.values())[: max(excess, 0)]:
+            # Written more slowly than clients churn, or not at all for long: drop the oldest, counted.
+            total = tracked.total()
+            self.dropped_uses += max(total - tracked.written, 0)
+            self.dropped_events += sum(e.count for e in tracked.pending.values())
+            del self.retired[id(tracked)]
+
+    def _take(self, *, with_live: bool) -> _Batch:
+        """The next batch (lock held): the oldest retired records, then live ones with pending events."""
+        retired = list(itertools.islice(self.retired.values(), _BATCH))
+        dirty = list(itertools.islice(self.dirty.values(), max(_BATCH - len(retired), 0)))
+        for tracked in dirty:
+            del self.dirty[id(tracked)]
+        chosen = {id(t): t for t in (*retired, *dirty)}
+        if with_live:  # uses counted on every held client since the last write
+            chosen.update((id(ref.tracked), ref.tracked) for ref in self.live.values())
+        items = []
+        for tracked in chosen.values():
+            pending, tracked.pending = tracked.pending, {}
+            items.append((tracked, pending, tracked.total()))
+        orphans = dict(itertools.islice(self.orphans.items(), _BATCH))
+        for key in orphans:
+            del self.orphans[key]
+        return _Batch(items, retired, orphans)
+
+    def _write(self, batch: _Batch) -> bool:
+        now = time.time()
+        uses: list[ConfigUse] = []
+        events: list[NewEvent] = []
+        for tracked, pending, total in batch.items:
+            more_uses, more_events = tracked.records(pending, total, now)
+            uses.extend(more_uses)
+            events.extend(more_events)
+        for (config_hash, profile), e in batch.orphans.items():
+            events.append(
+                NewEvent(e.first, config_hash, profile, "evicted", pid=e.pid, count=e.count, last_time=e.last)
+            )
+        if uses or events:
+            try:
+                drifts = self._apply(uses, events)
+            except Exception as exc:  # the thread must survive anything; the records wait for the next try
+                self._failed(exc)
+                self._put_back(batch)
+                if self.disabled:
+                    self._drop()
+                return False
+            self.written_uses += sum(u.uses for u in uses)
+            self.written_events += batch.events_count()
+            for drift in drifts:
+                logger.warning("clientreg: %s", drift.describe())
+            if self.warned and not self.recovered:
+                self.recovered = True
+                logger.info("clientreg: key index %s is writable again; pending records written", self.path)
+        with self.cond:
+            for tracked, _, total in batch.items:
+                tracked.written = max(tracked.written, total)
+            for tracked in batch.retired:
+                self.retired.pop(id(tracked), None)
+        return True
+
+    def _put_back(self, batch: _Batch) -> None:
+        """A failed write: its pending events go back to their records, merged with what came meanwhile."""
+        with self.cond:
+            for tracked, pending, _ in batch.items:
+                for kind, entry in pending.items():
+                    newer = tracked.pending.get(kind)
+                    if newer is None:
+                        tracked.pending[kind] = entry
+                    else:
+                        newer.add(entry)
+                if tracked.pending and id(tracked) not in self.retired:
+                    self.dirty[id(tracked)] = tracked
+            for key, entry in batch.orphans.items():
+                newer = self.orphans.get(key)
+                if newer is None:
+                    self.orphans[key] = entry
+                else:
+                    newer.add(entry)
+
+    def _drop(self) -> None:
+        """Recording is off for this file: forget everything, counting it."""
+        with self.cond:
+            records = self._all_records()
+            self.dropped_uses += sum(max(t.total() - t.written, 0) for t in records)
+            self.dropped_events += sum(e.count for t in records for e in t.pending.values())
+            self.dropped_events += sum(e.count for e in self.orphans.values())
+            for t in records:
+                t.written = t.total()
+                t.pending = {}
+            self.live, self.dirty, self.retired, self.orphans = {}, {}, {}, {}
+            self.released.clear()
+
+    def _open(self) -> KeyIndex:
         if self.index is None:
-            self.index = KeyIndex(self.path, busy_timeout=self.busy_timeout, retry_for=self.busy_timeout)
+            # Short waits inside SQLite, retried in Python: a deadline set by close() is kept.
+            attempt = min(self.busy_timeout, _ATTEMPT)
+            index = KeyIndex(self.path, busy_timeout=attempt, retry_for=self.busy_timeout)
+            with self.cond:
+                self.index = index
+        self.index.deadline = self.deadline  # read now: close() may have set it while the file was opened
+        return self.index
+
+    def _apply(self, uses: list[ConfigUse], events: list[NewEvent]) -> list[Drift]:
+        index = self._open()
         try:
-            return self.index.apply(uses, events)
+            drifts = index.apply(uses, events)
         except IndexCorruptError as exc:
-            # Damage found while writing: move the file aside, start a new index, write there.
-            self.index.close()
+            # Damage found while writing a file opened as our index: move it aside, start anew.
+            index.close()
             self.index = None
             moved = move_aside(self.path)
             logger.warning(
@@ -257,17 +610,39 @@ class _Core:
                 exc,
                 moved.name if moved else "(already moved)",
             )
-            self.index = KeyIndex(self.path, busy_timeout=self.busy_timeout, retry_for=self.busy_timeout)
-            return self.index.apply(uses, events)
+            drifts = self._open().apply(uses, events)
+        _BLOCKED.pop(self.path, None)
+        return drifts
+
+    def _trim(self) -> None:
+        """Apply the retention setting: at most once an hour, remove events older than it."""
+        if self.retention is None or self.index is None or time.monotonic() - self.last_trim < _TRIM_EVERY:
+            return
+        self.last_trim = time.monotonic()
+        try:
+            removed = self.index.prune_events(self.retention)
+        except KeyIndexError as exc:
+            logger.debug("clientreg: could not remove old events from the key index: %s", exc)
+        else:
+            if removed:
+                logger.debug("clientreg: removed %d events older than the retention setting", removed)
 
     def _failed(self, exc: Exception) -> None:
-        if isinstance(exc, IndexVersionError):
-            self.disabled = True  # a newer clientreg owns this file: never touch it
+        self.failed_flushes += 1
+        self.last_error = str(exc)
+        if self.closed and "locked" in self.last_error:
+            _BLOCKED[self.path] = time.monotonic()  # later closes in this process only try quickly
+        if isinstance(exc, IndexVersionError | IndexRefusedError):
+            self.disabled = True  # another program's, another user's, or a newer clientreg's file
         elif not isinstance(exc, KeyIndexError) and self.index is not None:
             self.index.close()  # an unexpected error: start from a fresh connection next time
             self.index = None
-        if not self.warned:
-            self.warned = True
+        if self.warned:
+            return
+        self.warned = True
+        if self.disabled:
+            logger.warning("clientreg: not recording to the key index: %s; clients are still handed out", exc)
+        else:
             logger.warning(
                 "clientreg: cannot record to the key index (%s); clients are still handed out, "
                 "uses are kept in memory and retried",
@@ -275,28 +650,24 @@ class _Core:
             )
 
 
-def _describe(item: _Tracked) -> None:
-    if item.settings is not None:  # canonical form computed here, off the registry's path
-        item.provider = item.settings.provider
-        item.config = item.settings.canonical_dict()
-        item.settings = None
-
-
-def _use(item: _Tracked, at: float, uses: int, kind: Literal["built", "warm"] | None, pid: int) -> ConfigUse:
-    assert item.config is not None
-    return ConfigUse(item.config_hash, item.provider, item.config, item.profile, at, uses, kind, pid=pid)
-
-
 class IndexRecorder:
     """Records which configs this process built and how often it handed them out.
 
-    Never blocks or raises on the registry's path; see the module docstring.
+    Never blocks or raises on the registry's path; see the module docstring. ``retention``
+    (seconds, None for no limit) is how old events may get before the recorder removes them;
+    ``max_pending`` bounds what waits in memory for the index.
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, flush_interval: float = 1.0, busy_timeout: float = 10.0
+        self,
+        path: str | os.PathLike[str],
+        *,
+        flush_interval: float = 1.0,
+        busy_timeout: float = 10.0,
+        retention: float | None = DEFAULT_RETENTION,
+        max_pending: int = _MAX_PENDING,
     ) -> None:
-        self._core = _Core(Path(path).expanduser(), flush_interval, busy_timeout)
+        self._core = _Core(Path(path).expanduser(), flush_interval, busy_timeout, retention, max_pending)
         self._finalizer = weakref.finalize(self, _Core.stop_soon, self._core)
         self._finalizer.atexit = False  # _flush_all_at_exit does it, with a bounded wait
         _LIVE.add(self)
@@ -306,34 +677,53 @@ class IndexRecorder:
         """The index file."""
         return self._core.path
 
-    def built(
-        self, settings: ProviderSettings, profile: str | None, *, kind: Literal["built", "warm"] | None = "built"
-    ) -> UseCounter:
-        """Queue a build record; return the (config_hash, profile)'s counter, the same one every time.
+    def built(self, settings: ProviderSettings, profile: str | None, *, kind: Kind | None = "built") -> UseCounter:
+        """Queue a build record; return the (config_hash, profile)'s counter.
 
-        ``kind=None``: a profile asked for a client this process already built under another
-        name; its uses are counted and the profile recorded, with no ``built`` event.
+        The same counter while the registry holds it; after it was let go (and collected), a
+        fresh one. ``kind=None``: a profile asked for a client this process already built
+        under another name; its uses are counted and the profile recorded, with no ``built``
+        event.
         """
         return self._core.built(settings, profile, kind)
 
     def evicted(self, config_hash: str, profile: str | None) -> None:
-        """Queue an ``evicted`` event."""
+        """Queue an ``evicted`` event (coalesced with others of the same config and profile)."""
         self._core.evicted(config_hash, profile)
 
     def flush(self, timeout: float | None = 5.0) -> bool:
         """Write everything queued and counted so far; False if not written within ``timeout``."""
         return self._core.flush(timeout)
 
-    def close(self, timeout: float | None = 5.0) -> None:
-        """Flush and stop the thread (idempotent); later records are dropped."""
-        self._core.close(timeout)
+    def close(self, timeout: float | None = CLOSE_TIMEOUT) -> None:
+        """Write what is left and stop the thread (idempotent); later records are dropped.
+
+        Waits at most ``timeout`` seconds for a locked or slow index, and only a moment when
+        another close in this process just waited in vain for the same file; what is not
+        written by then is counted in `stats` and reported in one warning.
+        """
+        now = time.monotonic()
+        deadline = now + (timeout if timeout is not None else 1e9)
+        blocked_at = _BLOCKED.get(self._core.path)
+        if blocked_at is not None and now - blocked_at < _BLOCKED_FOR:
+            deadline = now  # another close just waited its time for this file: one quick try, no wait
+        thread = self._core.begin_close(deadline)
+        if thread is not None:
+            thread.join(max(deadline - time.monotonic(), 0.0))
+            if thread.is_alive():  # locked or slow past the deadline: later closes of this file do not wait
+                _BLOCKED[self._core.path] = time.monotonic()
+                _CLOSING.append(thread)  # it ends on its own; interpreter exit waits for it (bounded)
         self._finalizer.detach()
         _LIVE.discard(self)
 
+    def stats(self) -> RecorderStats:
+        """What the recorder holds, has written, and could not write."""
+        return self._core.stats()
+
     def recent_profiles(self, *, limit: int, max_age: float | None) -> list[RecentProfile]:
-        """Profiles last used most recently, newest first (a blocking read; [] when unreadable)."""
+        """Profiles last used most recently, newest first (a read-only read; [] when unreadable)."""
         try:
-            with KeyIndex(self.path, create=False, busy_timeout=self._core.busy_timeout) as index:
+            with KeyIndex(self.path, read_only=True, busy_timeout=min(self._core.busy_timeout, 0.25)) as index:
                 return index.recent_profiles(limit, max_age)
         except IndexMissingError:
             return []
@@ -349,14 +739,25 @@ class IndexRecorder:
 
 _LIVE: weakref.WeakSet[IndexRecorder] = weakref.WeakSet()
 _ABANDONED: list[KeyIndex] = []  # a parent's connections, kept unclosed in a forked child
+_BLOCKED: dict[Path, float] = {}  # files a close found locked, and when: later closes do not wait
+_CLOSING: list[threading.Thread] = []  # threads of closed recorders still finishing their last write
 
 
 def _flush_all_at_exit() -> None:
-    for recorder in list(_LIVE):
-        recorder.close(_EXIT_FLUSH_TIMEOUT)
+    # One deadline for every recorder: all are told to write at once, then waited for together.
+    deadline = time.monotonic() + CLOSE_TIMEOUT
+    recorders = list(_LIVE)
+    threads = [r._core.begin_close(deadline) for r in recorders]
+    for thread in [*threads, *_CLOSING]:
+        if thread is not None:
+            thread.join(max(deadline - time.monotonic(), 0.0))
+    for recorder in recorders:
+        recorder._finalizer.detach()
 
 
 def _after_fork_in_child() -> None:
+    _BLOCKED.clear()
+    _CLOSING.clear()
     for recorder in list(_LIVE):
         recorder._core.after_fork_in_child()
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 import contextvars
 import difflib
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -50,6 +51,26 @@ class IndexSettings(BaseModel):
 
     path: str | None = None
     enabled: bool = True
+    retention: str = "90d"
+    """How long the index keeps events: a duration (``90d``, ``12h``, ``30m``) or ``"forever"``.
+
+    Older events are removed by the recorder; configs, their profiles and use counts stay.
+    """
+
+    @field_validator("retention")
+    @classmethod
+    def _retention_is_a_duration(cls, value: str) -> str:
+        text = value.strip().lower()
+        match = _RETENTION.fullmatch(text)
+        if match is None:
+            raise ValueError("must be a duration such as 90d, 12h, 30m or 45s, or 'forever'")
+        if match.group(1) is not None and float(match.group(1)) * _UNIT_SECONDS[match.group(2)] > 100 * 365 * 86400:
+            raise ValueError("must be at most 100 years (36500d); use 'forever' to keep every event")
+        return text
+
+
+_RETENTION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([smhd])|forever")
+_UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 class _FileSource(PydanticBaseSettingsSource):

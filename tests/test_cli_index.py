@@ -96,8 +96,10 @@ def test_show_by_prefix_with_redacted_config_and_events(tmp_path: Path, seeded: 
     assert "\nmax_retries                          5\n" in result.out
     assert "\ntransport.proxy_credentials          null\n" in result.out
     assert '"sha256:' in result.out and "sk-seed" not in result.out
-    events = [line.split()[2] for line in result.out.split("TIME ")[1].splitlines()[1:]]
-    assert events == ["first_seen", "built", "drift"]
+    header, *rows = result.out.split("\nTIME ")[1].splitlines()
+    assert header.split() == ["LAST", "EVENT", "COUNT", "PROFILE", "HOST", "PID", "DETAIL"]
+    assert [row.split()[3:5] for row in rows] == [["first_seen", "1"], ["built", "1"], ["drift", "1"]]
+    assert all(row.split()[2] == "-" for row in rows)  # each happened once: no last time
     assert f"old_hash={seeded.hashes['fast']}" in result.out
 
     as_json = clientreg("show", slow, "--index", seeded.path, "--json", cwd=tmp_path)
@@ -144,7 +146,8 @@ def test_prune_dry_run_changes_nothing_then_prune_removes(tmp_path: Path, seeded
         assert index.get(old) is not None and index.events(old)
 
     real = clientreg("prune", "--older-than", "720h", "--index", seeded.path, "--json", cwd=tmp_path)
-    assert real.code == 0 and [item["config_hash"] for item in real.json()] == [old]
+    assert real.code == 0 and [item["config_hash"] for item in real.json()["configs"]] == [old]
+    assert real.json()["events"] == 0 and real.json()["dry_run"] is False
     with KeyIndex(seeded.path, create=False) as index:
         assert index.get(old) is None and index.events(old) == []
         assert len(index.list_summaries()) == 4

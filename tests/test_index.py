@@ -17,7 +17,9 @@ from registry.index import (
     SCHEMA_VERSION,
     ConfigUse,
     HashPrefixError,
+    IndexCorruptError,
     IndexMissingError,
+    IndexRefusedError,
     IndexUnavailableError,
     IndexVersionError,
     KeyIndex,
@@ -68,12 +70,12 @@ def test_every_value_is_json_and_a_plain_sqlitedict_reads_it(path: Path) -> None
             json.loads(value)  # never a pickle
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
-    for table, key, field, expected in (("configs", _hash("aa"), "uses", 2), ("meta", "schema_version", None, 1)):
+    for table, key, field, expected in (("configs", _hash("aa"), "uses", 2), ("meta", "schema_version", None, 2)):
         plain = SqliteDict(str(path), tablename=table, decode=json.loads, flag="r", journal_mode="WAL")
         value = plain[key]
         plain.close()
         assert (value[field] if field else value) == expected
-    assert SCHEMA_VERSION == 1
+    assert SCHEMA_VERSION == 2
 
 
 def test_apply_merges_uses_profiles_and_times(path: Path) -> None:
@@ -188,25 +190,59 @@ def test_export_is_json_lines_with_events(path: Path) -> None:
     assert record["uses"] == 2 and [e["kind"] for e in record["events"]] == ["first_seen", "built", "evicted"]
 
 
-def test_corrupt_file_is_moved_aside_and_a_new_index_started(path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    path.parent.mkdir()
-    path.write_bytes(b"this is not a database" * 100)
+def _damage(path: Path) -> None:
+    """Overwrite every page after the first (the schema) with garbage: a damaged clientreg index."""
+    data = bytearray(path.read_bytes())
+    page = int.from_bytes(data[16:18], "big")
+    data[page:] = b"\xde\xad\xbe\xef" * ((len(data) - page) // 4)
+    path.write_bytes(bytes(data))
+
+
+def test_a_damaged_index_is_moved_aside_by_a_writer_and_a_new_one_started(
+    path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with KeyIndex(path) as index:
+        index.apply([_use(_hash("aa"), "fast", uses=1)])
+    _damage(path)
+    damaged = path.read_bytes()
+    with pytest.raises(IndexCorruptError):
+        KeyIndex(path, read_only=True)  # a reader reports it ...
+    with pytest.raises(IndexCorruptError):
+        KeyIndex(path, create=False)  # ... and so does a writer that may not start a new index (prune)
+    assert path.read_bytes() == damaged
     with KeyIndex(path) as index:
         assert index.moved_aside is not None and index.moved_aside.name.startswith("index.sqlite.corrupt-")
-        assert index.moved_aside.read_bytes() == b"this is not a database" * 100  # nothing lost
+        assert index.moved_aside.read_bytes() == damaged  # nothing lost
         index.apply([_use(_hash("01"), uses=1)])
         assert index.get(_hash("01")) is not None
     assert "moved it aside" in caplog.text
 
 
-def test_a_database_that_is_not_an_index_is_moved_aside(path: Path) -> None:
+@pytest.mark.parametrize("read_only", [True, False])
+def test_a_file_that_is_not_a_database_is_refused_and_left_as_it_is(path: Path, read_only: bool) -> None:
+    path.parent.mkdir()
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(IndexRefusedError, match="not a SQLite database; clientreg leaves it as it is"):
+        KeyIndex(path, read_only=read_only)
+    assert path.read_bytes() == b"this is not a database" * 100
+    assert sorted(p.name for p in path.parent.iterdir()) == ["index.sqlite"]
+
+
+@pytest.mark.parametrize("read_only", [True, False])
+def test_another_programs_database_is_refused_and_never_touched(path: Path, read_only: bool) -> None:
     path.parent.mkdir()
     with sqlite3.connect(path) as conn:
-        conn.execute("CREATE TABLE users (name TEXT)")
-    with KeyIndex(path) as index:
-        assert index.moved_aside is not None
-        with sqlite3.connect(index.moved_aside) as conn:
-            assert conn.execute("SELECT name FROM sqlite_master").fetchall() == [("users",)]
+        conn.execute("CREATE TABLE moz_places (url TEXT)")
+        conn.execute("INSERT INTO moz_places VALUES ('https://example.com')")
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(IndexRefusedError, match=r"another program's SQLite database \(tables: moz_places\)"):
+        KeyIndex(path, read_only=read_only)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == ["index.sqlite"]  # no -wal, no -shm, not moved
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"  # not switched to WAL
+    conn.close()
 
 
 def test_a_newer_schema_is_refused_and_left_alone(path: Path) -> None:

@@ -210,15 +210,32 @@ def test_locked_database_loses_nothing(path: Path, caplog: pytest.LogCaptureFixt
     assert len(_warnings(caplog)) == 1 and "locked" in _warnings(caplog)[0]
 
 
-def test_corrupt_file_is_moved_aside_and_recording_goes_on(path: Path, recorder: IndexRecorder) -> None:
-    path.parent.mkdir()
-    path.write_bytes(b"\x00garbage" * 1000)
+def test_a_damaged_index_is_moved_aside_and_recording_goes_on(path: Path, recorder: IndexRecorder) -> None:
+    KeyIndex(path).close()
+    data = bytearray(path.read_bytes())
+    data[4096:] = b"\x00garbage" * ((len(data) - 4096) // 8)
+    path.write_bytes(bytes(data))
     s = _settings()
     recorder.built(s, "fast").hit()
     assert recorder.flush() is True
     (moved,) = path.parent.glob("index.sqlite.corrupt-*")
-    assert moved.read_bytes() == b"\x00garbage" * 1000
+    assert moved.read_bytes() == bytes(data)
     assert _uses(path, s.config_hash) == 1
+
+
+def test_a_file_that_is_not_an_index_is_left_alone_and_recording_stops_with_one_warning(
+    path: Path, recorder: IndexRecorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    path.parent.mkdir()
+    path.write_bytes(b"\x00garbage" * 1000)
+    for n in range(3):
+        recorder.built(_settings(n), "fast").hit()
+        assert recorder.flush() is False
+    assert path.read_bytes() == b"\x00garbage" * 1000 and len(list(path.parent.iterdir())) == 1
+    (warning,) = _warnings(caplog)
+    assert "not recording to the key index" in warning and "not a SQLite database" in warning
+    stats = recorder.stats()
+    assert not stats.recording and stats.dropped_uses == 1 and stats.dropped_events == 3  # counted, never kept
 
 
 def test_recent_profiles_through_the_recorder(recorder: IndexRecorder, tmp_path: Path) -> None:

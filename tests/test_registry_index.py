@@ -138,8 +138,10 @@ def test_an_unusable_index_location_never_breaks_clients(
         for i in range(5):
             assert chat(reg.get_client(settings_for("openai", server.url, key=f"k{i}"))) == "echo: hello"
         reg.close()
-    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
-    assert len(warnings) == 1
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 2, warnings  # one when it failed, one at close saying what was not written
+    assert "cannot record to the key index" in warnings[0]
+    assert "5 uses and 5 events were not written to the key index" in warnings[1]
 
 
 def test_a_profile_whose_config_changed_records_drift(

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -37,25 +36,24 @@ from registry.cli.commands import (
     cmd_show,
     cmd_warm,
 )
-from registry.cli.render import PROG, scrub
+from registry.cli.render import PROG, scrub, terminal_safe
 
 __all__ = ["build_parser", "main", "parse_duration", "parse_when"]
 
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([smhd])")
-_UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_MAX_LIMIT = 1_000_000_000
 
 
 # ---- parsing values -----------------------------------------------------------------------------
 
 
 def parse_duration(text: str) -> float:
-    """Seconds in a duration such as ``30d``, ``12h``, ``15m``, ``45s`` (argparse type)."""
-    match = _DURATION.fullmatch(text.strip().lower())
-    if match is None:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a duration: give a number and a unit, s, m, h or d (30d, 12h, 15m, 45s)"
-        )
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    """Seconds in a duration such as ``30d``, ``12h``, ``15m``, ``45s``, at most 100 years (argparse type)."""
+    from registry.locations import parse_duration as seconds
+
+    try:
+        return seconds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parse_when(text: str) -> float:
@@ -82,6 +80,8 @@ def _positive_int(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    if value > _MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"{text!r} is more than {_MAX_LIMIT:,}: leave --limit out to see everything")
     return value
 
 
@@ -178,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
 class _LogFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage().removeprefix(f"{PROG}: ")
-        return scrub(f"{PROG}: warning: {message}" if record.levelno >= logging.WARNING else f"{PROG}: {message}")
+        text = f"{PROG}: warning: {message}" if record.levelno >= logging.WARNING else f"{PROG}: {message}"
+        return terminal_safe(scrub(text))
 
 
 def _setup_logging() -> None:
@@ -219,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _fail(message: str) -> int:
     lines = message.strip().splitlines() or ["error"]
-    sys.stderr.write(scrub(f"{PROG}: {lines[0]}\n" + "".join(f"  {line}\n" for line in lines[1:])))
+    sys.stderr.write(terminal_safe(scrub(f"{PROG}: {lines[0]}\n" + "".join(f"  {line}\n" for line in lines[1:]))))
     return 1
 
 

@@ -7,6 +7,7 @@ pydantic-settings.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Iterator
@@ -14,7 +15,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from registry.cli.render import SECRETS, format_time, json_array, leaves, out, render_table, value_text, warn
+from registry.cli.render import (
+    SECRETS,
+    format_time,
+    json_array,
+    leaves,
+    out,
+    out_json_lines,
+    printable,
+    render_table,
+    value_text,
+    warn,
+)
 
 if TYPE_CHECKING:
     from registry.index import ConfigRecord, KeyIndex
@@ -73,15 +85,15 @@ def _index_path(option: str | None, settings_index: Any = None) -> Path:
 
 
 @contextmanager
-def _open_index(option: str | None) -> Iterator[KeyIndex]:
+def _open_index(option: str | None, *, write: bool = False) -> Iterator[KeyIndex]:
+    """The index, read-only unless ``write``: reading never creates, moves, migrates or waits for a writer."""
     from registry.index import IndexMissingError, KeyIndex
 
     path = _index_path(option)
     try:
-        index = KeyIndex(path, create=False)
+        index = KeyIndex(path, create=False) if write else KeyIndex(path, read_only=True)
     except IndexMissingError:
         raise UserError(f"no index at {path} yet: run `clientreg warm` or use the library") from None
-    _note_moved_aside(index)
     try:
         yield index
     finally:
@@ -90,7 +102,7 @@ def _open_index(option: str | None) -> Iterator[KeyIndex]:
 
 def _note_moved_aside(index: KeyIndex) -> None:
     if index.moved_aside is not None:
-        warn(f"the index at {index.path} was not readable; moved it aside to {index.moved_aside} and started anew")
+        warn(f"the index at {index.location} was not readable; moved it aside to {index.moved_aside} and started anew")
 
 
 # ---- commands -----------------------------------------------------------------------------------
@@ -117,8 +129,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     text += f", {missing} without a key\n\n" if missing else "\n\n"
     text += render_table(["PROFILE", "PROVIDER", "CONFIG", "KEY"], rows)
     text += "\nredacted canonical configs (config_hash = sha256 of the line):\n"
-    width = max(len(name) for name in profiles)
-    text += "".join(f"{name:<{width}}  {s.canonical_json()}\n" for name, s in profiles.items())
+    width = max(len(printable(name)) for name in profiles)
+    text += "".join(f"{printable(name):<{width}}  {s.canonical_json()}\n" for name, s in profiles.items())
     out(text)
     return 0
 
@@ -185,7 +197,7 @@ def cmd_warm(args: argparse.Namespace) -> int:
     else:
         from registry.index import KeyIndex
 
-        with KeyIndex(path, create=False) as index:
+        with KeyIndex(path, read_only=True) as index:
             lost = sorted(name for name, h in built.items() if index.get(h) is None)
             total = len(index.list_summaries())
         text += f"; recorded in {path} ({total} config{'s' * (total != 1)} in the index)\n"
@@ -201,16 +213,17 @@ def cmd_history(args: argparse.Namespace) -> int:
     filters = {"profile": args.profile, "provider": args.provider, "since": args.since, "limit": args.limit}
     with _open_index(args.index) as index:
         if args.json:
-            out(json_array(r.to_dict() for r in index.list_configs(**filters)))
+            out_json_lines(index.config_lines(**filters))
             return 0
         summaries = index.list_summaries(**filters)
-        where = index.path
+        where = index.location
     if not summaries:
         filtered = any(v is not None for v in filters.values())
         out(f"no configs {'match' if filtered else 'recorded'} in {where}\n")
         return 0
     # The one table that can hold 100,000 rows: formatted in one pass, column widths known up front.
-    provider_width = max(len("PROVIDER"), *(len(p) for p in {s.provider for s in summaries}))
+    providers = {p: printable(p) for p in {s.provider for s in summaries}}
+    provider_width = max(len("PROVIDER"), *(len(p) for p in providers.values()))
     uses_width = max(len("USES"), len(str(max(s.uses for s in summaries))))
     line = f"{{}}  {{}}  {{}}  {{:<{provider_width}}}  {{:>{uses_width}}}  {{}}".format
     lines = [line("FIRST SEEN".ljust(19), "LAST SEEN".ljust(19), "CONFIG".ljust(12), "PROVIDER", "USES", "PROFILES")]
@@ -219,9 +232,9 @@ def cmd_history(args: argparse.Namespace) -> int:
             format_time(s.first_seen),
             format_time(s.last_seen),
             s.config_hash[:12],
-            s.provider,
+            providers[s.provider],
             s.uses,
-            ",".join(s.profiles) or "-",
+            printable(",".join(s.profiles)) or "-",
         )
         for s in summaries
     )
@@ -239,7 +252,7 @@ def _record(index: KeyIndex, prefix: str) -> ConfigRecord:
         raise UserError(str(exc)) from None
     record = index.get(full)
     if record is None:  # pruned between the two reads
-        raise UserError(f"no config in {index.path} has a hash starting with {prefix!r}")
+        raise UserError(f"no config in {index.location} has a hash starting with {prefix!r}")
     return record
 
 
@@ -253,8 +266,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         return 0
     about = [
         ("config", record.config_hash),
-        ("provider", record.provider),
-        ("profiles", ", ".join(record.profiles) or "-"),
+        ("provider", printable(record.provider)),
+        ("profiles", printable(", ".join(record.profiles)) or "-"),
         ("uses", str(record.uses)),
         ("first seen", format_time(record.first_seen)),
         ("last seen", format_time(record.last_seen)),
@@ -264,7 +277,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     rows = [
         (
             format_time(e.time),
+            format_time(e.until) if e.until != e.time else "-",
             e.kind,
+            str(e.count),
             e.profile or "-",
             e.host,
             str(e.pid),
@@ -272,7 +287,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         )
         for e in events
     ]
-    text += "\n" + render_table(["TIME", "EVENT", "PROFILE", "HOST", "PID", "DETAIL"], rows, right=(4,))
+    headers = ["TIME", "LAST", "EVENT", "COUNT", "PROFILE", "HOST", "PID", "DETAIL"]
+    text += "\n" + render_table(headers, rows, right=(3, 6))
     out(text)
     return 0
 
@@ -288,7 +304,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
         out(json_array({"field": c.field, "a": c.old, "b": c.new} for c in changes))
         return 0
     text = "".join(
-        f"{label}  {r.config_hash[:12]}  {r.provider}  profiles: {', '.join(r.profiles) or '-'}\n"
+        f"{label}  {r.config_hash[:12]}  {printable(r.provider)}  profiles: {printable(', '.join(r.profiles)) or '-'}\n"
         for label, r in (("A", a), ("B", b))
     )
     if a.config_hash == b.config_hash:
@@ -304,16 +320,24 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    """Remove configs (and their events) not used for ``--older-than``; ``--dry-run`` only lists them."""
+    """Remove configs not used for ``--older-than`` (with their events) and older events of the others."""
     now = time.time()
-    with _open_index(args.index) as index:
+    cutoff = now - args.older_than
+    with _open_index(args.index, write=True) as index:
         candidates = index.prune(args.older_than, dry_run=True, now=now)
         records = {h: r for h in candidates if (r := index.get(h)) is not None}
-        removed = candidates if args.dry_run else index.prune(args.older_than, now=now)
-        where = index.path
+        if args.dry_run:
+            removed = candidates
+            theirs = sum(1 for h in candidates for e in index.events(h) if e.until < cutoff)
+            events = index.prune_events(args.older_than, dry_run=True, now=now) - theirs
+        else:
+            removed = index.prune(args.older_than, now=now)
+            events = index.prune_events(args.older_than, now=now)
+        where = index.location
     shown = [records[h] for h in removed if h in records]
     if args.json:
-        out(json_array(r.to_dict() for r in shown))
+        result = {"cutoff": cutoff, "dry_run": args.dry_run, "configs": [r.to_dict() for r in shown], "events": events}
+        out(json.dumps(result, separators=(",", ":")) + "\n")
         return 0
     text = ""
     if shown:
@@ -323,11 +347,12 @@ def cmd_prune(args: argparse.Namespace) -> int:
         ]
         text += render_table(["LAST SEEN", "CONFIG", "PROVIDER", "USES", "PROFILES"], rows, right=(3,)) + "\n"
     count = f"{len(removed)} config{'s' * (len(removed) != 1)}"
-    cutoff = format_time(now - args.older_than)
+    older = f"{events} older event{'s' * (events != 1)} of configs still in use"
+    when = format_time(cutoff)
     if args.dry_run:
-        text += f"would remove {count} last used before {cutoff} from {where} (dry run: nothing removed)\n"
+        text += f"would remove {count} last used before {when}, and {older}, from {where} (dry run: nothing removed)\n"
     else:
-        text += f"removed {count} last used before {cutoff}, with their events, from {where}\n"
+        text += f"removed {count} last used before {when}, with their events, and {older}, from {where}\n"
     out(text)
     return 0
 
