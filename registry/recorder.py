@@ -79,6 +79,7 @@ _HURRY_AT: Final = 500  # this many records waiting: write now rather than at th
 _BATCH: Final = 500  # records written per transaction: bounds the memory a write takes
 _TRIM_EVERY: Final = 3_600.0  # seconds between two retention passes of one recorder
 _ATTEMPT: Final = 0.05  # longest wait inside SQLite for a lock before Python checks the deadline again
+_GRACE: Final = 0.25  # after the exit deadline, for threads that gave up to report what was not written
 _BLOCKED_FOR: Final = 60.0  # a close this soon after another found the same file locked does not wait
 
 Kind = Literal["built", "warm"]
@@ -749,8 +750,8 @@ def _flush_all_at_exit() -> None:
     recorders = list(_LIVE)
     threads = [r._core.begin_close(deadline) for r in recorders]
     for thread in [*threads, *_CLOSING]:
-        if thread is not None:
-            thread.join(max(deadline - time.monotonic(), 0.0))
+        if thread is not None:  # a moment past the deadline: a thread that gave up says what it lost
+            thread.join(max(deadline + _GRACE - time.monotonic(), 0.0))
     for recorder in recorders:
         recorder._finalizer.detach()
 

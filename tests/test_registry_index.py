@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,6 +17,8 @@ from registry.index import KeyIndex
 from schemas import OpenAISettings, RegistrySettings, load_settings
 from tests.fake_server import FakeServer
 from tests.registry_helpers import chat, settings_for
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _settings_file(tmp_path: Path, server: FakeServer, extra: str = "") -> Path:
@@ -185,3 +191,146 @@ def test_a_registry_without_settings_finds_the_index_in_the_settings_file(
     assert Registry().index_path == tmp_path / "team.sqlite"
     path.write_text("[index]\nenabled = false\n")
     assert Registry().index_path is None
+
+
+# ---- the settings file is never a trap, the index never blocks close or exit ----------------------
+
+_GET_CLIENT = """
+import resource, sys, time
+resource.setrlimit(resource.RLIMIT_AS, (2 * 1024**3, resource.RLIM_INFINITY))  # /dev/zero must not eat the host
+from registry import Registry
+from schemas import OpenAISettings
+with Registry() as reg:
+    reg.get_client(OpenAISettings(api_key="sk-x", base_url="http://127.0.0.1:9/v1"))
+    print("index:", reg.index_path)
+"""
+
+
+def _run(code: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    full = {**os.environ, "PYTHONPATH": str(ROOT), **env}
+    return subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "nested", "not utf-8", "directory"])
+def test_a_settings_object_needs_no_settings_file_whatever_is_at_its_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    monkeypatch.delenv("CLIENTREG_INDEX")
+    target = tmp_path / "settings"
+    if kind == "fifo":
+        os.mkfifo(target)  # opened for reading, it would wait for a writer for ever
+    elif kind == "device":
+        target = Path("/dev/zero")  # read to the end, it would fill memory
+    elif kind == "nested":
+        target.write_text("x = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    elif kind == "not utf-8":
+        target.write_bytes(b"[index]\npath = '\xff\xfe'\n")
+    else:
+        target.mkdir()
+    done = _run(_GET_CLIENT, {"CLIENTREG_SETTINGS": str(target), "XDG_DATA_HOME": str(tmp_path / "data")})
+    assert done.returncode == 0, done.stderr
+    assert f"index: {tmp_path / 'data' / 'clientreg' / 'index.sqlite'}" in done.stdout
+    warnings = [line for line in done.stderr.splitlines() if str(target) in line]
+    assert len(warnings) == 1 and "the index is found without it" in warnings[0], done.stderr
+
+
+def test_an_index_path_that_is_not_ours_leaves_it_alone_and_clients_are_handed_out(
+    tmp_path: Path, server: FakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    places = tmp_path / "places.sqlite"
+    with sqlite3.connect(places) as conn:
+        conn.execute("CREATE TABLE moz_places (url TEXT)")
+    conn.close()
+    before = places.read_bytes()
+    with caplog.at_level(logging.WARNING), Registry(index_path=places) as reg:
+        for i in range(5):
+            assert chat(reg.get_client(settings_for("openai", server.url, key=f"k{i}"))) == "echo: hello"
+    assert places.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["places.sqlite"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "not recording to the key index" in warnings[0] and "moz_places" in warnings[0]
+
+
+_LOCKED_EXIT = """
+import logging, sys, time
+logging.basicConfig(level=logging.WARNING, format="%(message)s")
+from registry import Registry
+from schemas import OpenAISettings
+registries = [Registry(index_path=sys.argv[1]) for _ in range(5)]
+for n, reg in enumerate(registries):
+    reg.get_client(OpenAISettings(api_key=f"sk-{n}", base_url="http://127.0.0.1:9/v1"))
+time.sleep(0.5)  # every recorder is now waiting for the lock
+print(f"end {time.monotonic()}", flush=True)
+"""
+
+
+def _hold_lock(path: Path) -> subprocess.Popen[str]:
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys, time\n"
+            "conn = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+            "conn.execute('BEGIN EXCLUSIVE')\n"
+            "print('locked', flush=True)\n"
+            "sys.stdin.read()\n",
+            str(path),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+    return holder
+
+
+def test_exit_waits_about_a_second_in_all_for_a_locked_index_and_says_what_was_lost(tmp_path: Path) -> None:
+    index = tmp_path / "index.sqlite"
+    KeyIndex(index).close()
+    holder = _hold_lock(index)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _LOCKED_EXIT, str(index)],
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        end = float(proc.stdout.readline().split()[1])
+        _, err = proc.communicate(timeout=60)
+        exited = time.monotonic()
+    finally:
+        holder.communicate("", timeout=30)
+    assert proc.returncode == 0, err
+    # One shared deadline of one second for five recorders (it was three seconds each, 15 s):
+    # the bound is generous for a loaded machine, and far below what one wait per registry costs.
+    assert exited - end < 4.0, exited - end
+    lost = [line for line in err.splitlines() if "were not written to the key index" in line]
+    assert len(lost) == 5 and all("1 uses and 1 events" in line and "locked" in line for line in lost), err
+
+
+def test_closing_many_registries_on_a_locked_index_waits_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    index = tmp_path / "index.sqlite"
+    KeyIndex(index).close()
+    holder = _hold_lock(index)
+    try:
+        registries = [Registry(index_path=index) for _ in range(5)]
+        for n, reg in enumerate(registries):
+            reg.get_client(OpenAISettings(api_key=f"sk-{n}", base_url="http://127.0.0.1:9/v1"))
+        started = time.monotonic()
+        for reg in registries:
+            reg.close()
+        elapsed = time.monotonic() - started
+        for reg in registries:  # a close that did not wait leaves its thread to give up and count
+            recorder = reg._recorder
+            assert recorder is not None
+            deadline = time.monotonic() + 30
+            while recorder.stats().dropped_uses == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            stats = recorder.stats()
+            assert (stats.dropped_uses, stats.dropped_events, stats.recording) == (1, 1, False)
+    finally:
+        holder.communicate("", timeout=30)
+    assert elapsed < 4.0, elapsed  # about one second for the first close, the others do not wait
+    lost = [r.getMessage() for r in caplog.records if "were not written to the key index" in r.getMessage()]
+    assert len(lost) == 5

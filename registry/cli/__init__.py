@@ -60,8 +60,9 @@ def parse_when(text: str) -> float:
     """Unix time of ``30d`` / ``12h`` ("that long ago") or of an ISO date or date-time (local time if no zone)."""
     try:
         return time.time() - parse_duration(text)
-    except argparse.ArgumentTypeError:
-        pass
+    except argparse.ArgumentTypeError as exc:
+        if "100 years" in str(exc):  # a duration, just too long
+            raise
     from datetime import datetime
 
     try:

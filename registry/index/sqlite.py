@@ -145,6 +145,7 @@ class SQLiteIndex(KeyIndex):
         self._lock = threading.RLock()
         self._reported: set[tuple[str, str]] = set()
         self._version = SCHEMA_VERSION
+        self._immutable = False
         if read_only:
             self._conn = self._open_reader()
             return
@@ -215,26 +216,25 @@ class SQLiteIndex(KeyIndex):
         if found.st_size == 0:
             raise IndexMissingError(f"no clientreg index at {self.path} yet (the file is empty)")
         target = self.path.resolve()
-        conn = self._connect(target.as_uri() + "?mode=ro", uri=True)
+        if not _header(target).startswith(_SQLITE_HEADER):
+            raise IndexRefusedError(_not_ours(self.path, target))
+        # No -wal file beside it: no connection has it open in WAL mode (the last to close
+        # removes it), so it is read as immutable, which creates no -wal or -shm file (also on a
+        # read-only medium) and takes no lock. Otherwise a writer is at work: read through its WAL.
+        self._immutable = not Path(f"{target}-wal").exists()
+        return self._connect_reader(target)
+
+    def _connect_reader(self, target: Path) -> sqlite3.Connection:
+        conn = self._connect(target.as_uri() + ("?mode=ro&immutable=1" if self._immutable else "?mode=ro"), uri=True)
         try:
             self._version = self._inspect(conn, target, reading=True) or SCHEMA_VERSION
         except _CannotOpenShm:
             conn.close()
-            # A read-only directory or medium: SQLite cannot create the -shm file a WAL reader
-            # needs. With no unfinished writes in a -wal file, nobody can be writing there, and
-            # the file can be read as immutable.
-            wal = Path(f"{target}-wal")
-            if wal.exists() and wal.stat().st_size > 0:
-                raise IndexUnavailableError(
-                    f"cannot read the clientreg index at {self.path}: it is on a read-only medium or in a folder "
-                    f"you cannot write, with unfinished writes in {wal.name}; read it where it can be written"
-                ) from None
-            conn = self._connect(target.as_uri() + "?mode=ro&immutable=1", uri=True)
-            try:
-                self._version = self._inspect(conn, target, reading=True) or SCHEMA_VERSION
-            except BaseException:
-                conn.close()
-                raise
+            raise IndexUnavailableError(
+                f"cannot read the clientreg index at {self.path}: a writer has unfinished writes in its -wal file, "
+                "and SQLite cannot open the -shm file beside it (a read-only folder or medium); read it where it "
+                "can be written"
+            ) from None
         except BaseException:
             conn.close()
             raise
@@ -351,7 +351,17 @@ class SQLiteIndex(KeyIndex):
         return self._retrying(work, conn=self._conn, write=True)
 
     def _read(self, work: Callable[[], _T]) -> _T:
-        return self._retrying(work, conn=self._conn)
+        try:
+            return self._retrying(work, conn=self._conn)
+        except IndexCorruptError:
+            if not self._immutable:
+                raise
+            # Read as immutable, and a writer checkpointed under us: read again through its WAL.
+            with self._lock:
+                self._conn.close()
+                self._immutable = False
+                self._conn = self._connect_reader(self.path.resolve())
+            return self._retrying(work, conn=self._conn)
 
     def _careful(self, fast: Callable[[], _T], slow: Callable[[], _T]) -> _T:
         """``fast`` (SQLite's JSON functions over every row), or ``slow`` (row by row) when a row is not JSON."""
@@ -947,13 +957,18 @@ def _is_bad_data(exc: sqlite3.OperationalError) -> bool:
     return any(s in text for s in ("malformed JSON", "Could not decode to UTF-8", "JSON cannot hold BLOB"))
 
 
-def _has_our_header(target: Path) -> bool:
-    """Whether the file's header says it is a clientreg index (a damaged one, when SQLite cannot read it)."""
+def _header(target: Path) -> bytes:
+    """The first 100 bytes of a file (SQLite's header), or b"" when it cannot be read."""
     try:
         with open(target, "rb") as file:
-            header = file.read(100)
+            return file.read(100)
     except OSError:
-        return False
+        return b""
+
+
+def _has_our_header(target: Path) -> bool:
+    """Whether the file's header says it is a clientreg index (a damaged one, when SQLite cannot read it)."""
+    header = _header(target)
     return header.startswith(_SQLITE_HEADER) and int.from_bytes(header[68:72], "big") == APPLICATION_ID
 
 
