@@ -12,6 +12,7 @@ import difflib
 import hashlib
 import math
 import operator
+import re
 from collections.abc import Callable, Mapping
 from functools import cached_property, lru_cache
 from typing import Annotated, Any, ClassVar, Self
@@ -27,6 +28,7 @@ from schemas._canonical import (
     fingerprint,
     getenv,
     is_secret_name,
+    looks_like_credential,
     normalize_url,
     redact_mapping,
     split_proxy,
@@ -35,6 +37,8 @@ from schemas._canonical import (
 # Fields that describe the HTTP transport. Clients whose transport fields are equal share one
 # connection pool; the canonical form groups them under "transport".
 TRANSPORT_FIELDS = ("proxy", "verify", "max_connections", "max_keepalive_connections", "keepalive_expiry")
+# Fields holding a credential: SecretStr in the model, a fingerprint in the canonical form.
+SECRET_FIELDS = ("api_key", "admin_api_key", "webhook_secret", "azure_ad_token")
 
 
 class _Frozen:
@@ -98,23 +102,40 @@ class ProviderSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     env_fallbacks: ClassVar[Mapping[str, str]] = {}
-    """Field name -> environment variable read when the field is not given."""
-    env_fallback_unless: ClassVar[Mapping[str, str]] = {}
-    """Field name -> another field; when that one is given, the field's variable is not read."""
+    """Field name -> environment variable read when the field is not given (in this order)."""
+    env_fallback_unless: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    """Field name -> other fields; when one of them is given, the field's variable is not read."""
+    exclusive_fields: ClassVar[tuple[tuple[str, ...], ...]] = (
+        ("api_key", "api_key_provider"),
+        ("api_key_env", "api_key_provider"),
+    )
+    """Groups of fields of which at most one may be given."""
+    replaced_by: ClassVar[Mapping[str, str]] = {}
+    """Field name -> another field that, when given, decides it: the field is then None."""
     _canonical_plan: ClassVar[tuple[tuple[str, str], ...]] = ()
     _field_names: ClassVar[frozenset[str]] = frozenset()
     _field_values: ClassVar[Callable[[dict[str, Any]], tuple[Any, ...]]]
+    _env_blockers: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    _exclusive_names: ClassVar[frozenset[str]] = frozenset()
 
     provider: str
     api_key: SecretStr | None = None
     api_key_env: str | None = Field(
         None, description="Name of the environment variable holding the key; not part of the hash."
     )
+    api_key_provider: str | None = Field(
+        None,
+        description="A key provider registered in code, or 'package.module:attribute'; the key is asked for "
+        "per request. Excludes api_key.",
+    )
     base_url: str | None = None
     timeout: float | TimeoutParts = Field(600.0, description="Seconds, or a TimeoutParts.")
     max_retries: int = Field(2, ge=0, le=100)
     default_headers: StrMap = Field(default=_EMPTY)
     default_query: StrMap = Field(default=_EMPTY)
+    strict_response_validation: bool = Field(
+        False, description="The SDK's _strict_response_validation: validate responses against its types."
+    )
     proxy: SecretStr | None = None
     verify: bool | str = True
     max_connections: int = Field(1000, gt=0)
@@ -134,13 +155,16 @@ class ProviderSettings(BaseModel):
         for name in _NUMBERS.intersection(data):
             if data[name].__class__ is bool:  # pydantic's lax mode would read True as 1
                 raise _field_error(cls, name, "bool_number", "must be a number, not true/false")
+        if len(cls._exclusive_names.intersection(data)) > 1:
+            _check_exclusive(cls, data)
         filled: dict[str, Any] | None = None
         key_env = data.get("api_key_env")
         for field, variable in cls.env_fallbacks.items():
-            if data.get(field) is not None:
+            current = data if filled is None else filled
+            if current.get(field) is not None:
                 continue
-            blocker = cls.env_fallback_unless.get(field)
-            if blocker is not None and data.get(blocker) is not None:
+            blockers = cls._env_blockers.get(field)
+            if blockers is not None and any(current.get(b) is not None for b in blockers):
                 continue
             if field == "api_key" and key_env is not None:
                 variable = key_env  # the profile named its own variable: never fall back to another account's
@@ -152,7 +176,17 @@ class ProviderSettings(BaseModel):
                     del filled[field]  # an explicit None, as in the SDKs, means "the default"
                 else:
                     filled[field] = value
+        for field, decider in cls.replaced_by.items():
+            if data.get(decider) is not None:
+                if filled is None:
+                    filled = dict(data)
+                filled[field] = None
         return data if filled is None else filled
+
+    @field_validator("api_key_provider")
+    @classmethod
+    def _check_key_provider(cls, value: str | None) -> str | None:
+        return None if value is None else provider_name(value, "api_key_provider")
 
     @field_validator("base_url")
     @classmethod
@@ -272,13 +306,20 @@ class ProviderSettings(BaseModel):
         """
         if not update:
             return super().model_copy(deep=deep)
-        data: dict[str, Any] = {name: getattr(self, name) for name in type(self).model_fields}
+        cls = type(self)
+        data: dict[str, Any] = {name: getattr(self, name) for name in cls.model_fields}
+        for field, decider in cls.replaced_by.items():
+            if update.get(decider) is not None and field not in update:
+                del data[field]  # e.g. a data_residency given now decides the base_url kept so far
         data.update(update)
         return self.model_validate(data)
 
     def secret_values(self) -> list[str]:
         """Every secret this model holds (for leak checks and redaction of SDK messages)."""
-        found = [v.get_secret_value() for v in (self.api_key, self.proxy) if v is not None]
+        values = self.__dict__
+        found = [values[name].get_secret_value() for name in SECRET_FIELDS if values.get(name) is not None]
+        if self.proxy is not None:
+            found.append(self.proxy.get_secret_value())
         if self.proxy is not None:
             credentials = split_proxy(self.proxy.get_secret_value())[1]
             if credentials:
@@ -305,13 +346,20 @@ class ProviderSettings(BaseModel):
                 plan.append((name, _QUERY))
             elif name == "timeout":
                 plan.append((name, _TIMEOUT))
-            elif name == "api_key":
+            elif name in SECRET_FIELDS:
                 plan.append((name, _SECRET))
             else:
                 plan.append((name, _PLAIN))
         cls._canonical_plan = tuple(plan)
         cls._field_names = frozenset(cls.model_fields)
         cls._field_values = staticmethod(operator.itemgetter(*cls.model_fields))
+        blockers: dict[str, tuple[str, ...]] = {"api_key": ("api_key_provider",)}
+        for field, unless in cls.env_fallback_unless.items():
+            blockers[field] = (*blockers.get(field, ()), *unless)
+        for field, decider in cls.replaced_by.items():
+            blockers[field] = (*blockers.get(field, ()), decider)
+        cls._env_blockers = {k: tuple(dict.fromkeys(v)) for k, v in blockers.items() if k in cls.model_fields}
+        cls._exclusive_names = frozenset(name for group in cls.exclusive_fields for name in group)
 
     def __hash__(self) -> int:
         return hash(self.config_hash)
@@ -328,9 +376,18 @@ def _redacted(name: str, value: str) -> str:
 
 @lru_cache(maxsize=1024)  # URLs repeat; urlsplit costs more than the rest of a model's validation
 def _http_url(value: str) -> str:
+    return _checked_url(value, ("http", "https"), "must be an http:// or https:// URL")
+
+
+@lru_cache(maxsize=256)
+def _websocket_url(value: str) -> str:
+    return _checked_url(value, ("ws", "wss", "http", "https"), "must be a ws://, wss://, http:// or https:// URL")
+
+
+def _checked_url(value: str, schemes: tuple[str, ...], wrong_scheme: str) -> str:
     scheme = value.split("://", 1)[0].lower() if "://" in value else ""
-    if scheme not in ("http", "https"):
-        raise PydanticCustomError("url_scheme", "must be an http:// or https:// URL")
+    if scheme not in schemes:
+        raise PydanticCustomError("url_scheme", wrong_scheme)
     try:
         normalized = normalize_url(value)
     except ValueError as exc:
@@ -372,3 +429,40 @@ def _unknown_fields_error(cls: type[ProviderSettings], names: list[str]) -> Vali
             }
         )
     return ValidationError.from_exception_data(cls.__name__, details, hide_input=True)
+
+
+# A provider registered in code under a short name, or an import reference to one.
+_PROVIDER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,63}")
+_IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
+_PROVIDER_REFERENCE = re.compile(rf"{_IDENTIFIER}(?:\.{_IDENTIFIER})*:{_IDENTIFIER}(?:\.{_IDENTIFIER})*")
+
+
+def provider_name(value: str, field: str) -> str:
+    """Check a key or token provider's name: a short name or ``package.module:attribute``.
+
+    A name is written into the canonical form as it is, so a credential pasted here would be
+    stored: it is refused, and never quoted.
+    """
+    if looks_like_credential(value):
+        raise PydanticCustomError(
+            "provider_name_secret",
+            "{field} looks like a credential, not a provider name; put the key in api_key or the environment",
+            {"field": field},
+        )
+    if len(value) > 200 or not (_PROVIDER_NAME.fullmatch(value) or _PROVIDER_REFERENCE.fullmatch(value)):
+        raise PydanticCustomError(
+            "provider_name",
+            "{field} must be the name of a registered provider (letters, digits, '_', '-', '.') "
+            "or an import reference 'package.module:attribute'",
+            {"field": field},
+        )
+    return value
+
+
+def _check_exclusive(cls: type[ProviderSettings], data: Mapping[str, Any]) -> None:
+    for group in cls.exclusive_fields:
+        given = [name for name in group if data.get(name) is not None]
+        if len(given) > 1:
+            raise _field_error(
+                cls, given[-1], "exclusive", f"give only one of {', '.join(given)}: they name different credentials"
+            )

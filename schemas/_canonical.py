@@ -30,7 +30,7 @@ __all__ = [
     "split_proxy",
 ]
 
-FORM_VERSION = 1
+FORM_VERSION = 2
 """Version of the canonical form; it is part of every canonical JSON string."""
 
 _FINGERPRINT_DOMAIN = b"clientreg/secret-fingerprint/v1\x00"
@@ -57,6 +57,9 @@ def is_secret_name(name: str) -> bool:
     return lowered in _SECRET_NAMES or _SECRET_NAME_PARTS.search(lowered) is not None
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
 def normalize_url(url: str) -> str:
     """Lower-case scheme and host, drop a default port, an empty query and trailing slashes."""
     parts = _split(url)
@@ -65,7 +68,7 @@ def normalize_url(url: str) -> str:
     if ":" in host:  # an IPv6 literal keeps its brackets
         host = f"[{host}]"
     port = _port(parts)
-    if port is not None and not (scheme == "http" and port == 80) and not (scheme == "https" and port == 443):
+    if port is not None and _DEFAULT_PORTS.get(scheme) != port:
         host = f"{host}:{port}"
     if parts.username is not None or parts.password is not None:
         raise ValueError("credentials are not allowed in this URL")

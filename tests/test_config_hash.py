@@ -35,12 +35,12 @@ HEX64 = re.compile(r"[0-9a-f]{64}")
 # The vectors' hashes, held here as well as in the doc: regenerating the doc alone does not
 # make a form change pass.
 PINNED_HASHES = [
-    "0e72d2e70cac41035d4e05f15f9d56fcd1efa49f2261869d4aec480070985f9a",
-    "1f762638d52168218f5da6dc01d919cdc2a5f8cee39f9041a799e9dc4089784f",
-    "bfef599e6a3da2da6b9467ad827ef4f9858c8627ad906f8781f42d0b71c120e6",
-    "a081f47e1ad1ddd91d02baeaf19b7650b7763ba38bfc6c20f2cd52aa2a5207b5",
-    "238e6b449b86cc611769e45c645940bac3648d55b4247ecdbfb1cf6ba8f7c981",
-    "f52838079b7421b45de1d8d34d2a9f88a7cd97913a8b18e0835dbceac6fd947f",
+    "3a214cde5e24f3235f84e6f0993993d94a3445db2864d2c8fd919bad8cc9209f",
+    "6cff87dad5ccf0f2e49e396abc9c2c13e2a1af56cc9d9d5451a496d5485d483a",
+    "6186e7dc36b2e1317cc67a1565787efb4b19b66165a9d06cc597002d1d707ab9",
+    "dc715bfd0b00b00026fc4bf19c7c04f2ff50f891c8b7819df4d46f9c5622322f",
+    "df430bbb1ce6f765d6fe9b679869fa7a6ed84473c8d3df091eaae9ee6c5193c6",
+    "e0eee5bc8ddbf9486a9b1805c72b819dba05cb998ad0a0d924aea3541f0891ea",
 ]
 
 
@@ -98,7 +98,7 @@ def test_golden_fingerprints() -> None:
 
 
 def test_form_version_is_in_every_canonical_json() -> None:
-    assert FORM_VERSION == 1
+    assert FORM_VERSION == 2
     for model in (OpenAISettings, AzureOpenAISettings, GroqSettings, CerebrasSettings):
         assert json.loads(model().canonical_json())["form"] == FORM_VERSION
 
@@ -147,6 +147,12 @@ def test_every_field_is_explicit() -> None:
         "form",
         "provider",
         "api_key",
+        "api_key_provider",
+        "admin_api_key",
+        "webhook_secret",
+        "websocket_base_url",
+        "data_residency",
+        "strict_response_validation",
         "base_url",
         "timeout",
         "max_retries",
@@ -168,6 +174,11 @@ def test_every_field_is_explicit() -> None:
         "azure_endpoint",
         "azure_deployment",
         "api_version",
+        "azure_ad_token",
+        "azure_ad_token_provider",
+        "admin_api_key",
+        "webhook_secret",
+        "websocket_base_url",
     }
     assert "warm_tcp_connection" in json.loads(CerebrasSettings().canonical_json())
 
@@ -393,7 +404,15 @@ def test_provider_changes_the_hash() -> None:
     # Only the provider (and its own fields) differ between these.
     openai_doc = json.loads(OpenAISettings(**common).canonical_json())
     groq_doc = json.loads(GroqSettings(**common).canonical_json())
-    del openai_doc["organization"], openai_doc["project"]
+    for openai_only in (
+        "organization",
+        "project",
+        "admin_api_key",
+        "webhook_secret",
+        "websocket_base_url",
+        "data_residency",
+    ):
+        del openai_doc[openai_only]
     assert {k for k in openai_doc if openai_doc[k] != groq_doc[k]} == {"provider"}
 
 
