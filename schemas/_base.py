@@ -33,6 +33,7 @@ from schemas._canonical import (
     redact_mapping,
     split_proxy,
 )
+from schemas._fingerprint import on_key_reset
 
 # Fields that describe the HTTP transport. Clients whose transport fields are equal share one
 # connection pool; the canonical form groups them under "transport".
@@ -67,6 +68,7 @@ _NUMBERS = frozenset({"timeout", "max_retries", "max_connections", "max_keepaliv
 # included, in memory only, as the settings objects themselves do.
 _HASH_MEMO: dict[tuple[type, tuple[Any, ...]], str] = {}
 _HASH_MEMO_SIZE = 4096
+on_key_reset(_HASH_MEMO.clear)  # hashes hold fingerprints, which change with the key
 _PLAIN, _SECRET, _TRANSPORT, _PROXY, _HEADERS, _QUERY, _TIMEOUT = (
     "plain",
     "secret",

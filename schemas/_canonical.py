@@ -7,7 +7,6 @@ a canonical JSON string is a new FORM_VERSION.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import re
@@ -16,12 +15,15 @@ from typing import Any
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from schemas._credentials import looks_like_credential
+from schemas._fingerprint import fingerprint, fingerprint_key_id, fingerprint_key_source
 
 __all__ = [
     "FORM_VERSION",
     "FrozenMap",
     "dumps",
     "fingerprint",
+    "fingerprint_key_id",
+    "fingerprint_key_source",
     "getenv",
     "is_secret_name",
     "looks_like_credential",
@@ -33,22 +35,10 @@ __all__ = [
 FORM_VERSION = 2
 """Version of the canonical form; it is part of every canonical JSON string."""
 
-_FINGERPRINT_DOMAIN = b"clientreg/secret-fingerprint/v1\x00"
-
 # Header and query names whose values are credentials. Matching is on the lower-cased name:
 # exact names first, then substrings, so that `X-Goog-Api-Key` or `X-Auth-Token` are caught too.
 _SECRET_NAMES = frozenset({"authorization", "proxy-authorization", "api-key", "x-api-key", "cookie", "set-cookie"})
 _SECRET_NAME_PARTS = re.compile(r"auth|key|token|secret|passw|cookie|signature|credential")
-
-
-def fingerprint(secret: str) -> str:
-    """Return a stable, non-reversible stand-in for ``secret``: ``sha256:`` + 16 hex digits.
-
-    The hash is domain-separated, so a fingerprint is not the SHA-256 of the secret that
-    some other system may store.
-    """
-    digest = hashlib.sha256(_FINGERPRINT_DOMAIN + secret.encode("utf-8")).hexdigest()
-    return "sha256:" + digest[:16]
 
 
 def is_secret_name(name: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import re
@@ -25,7 +26,9 @@ from schemas import (
     ProviderSettings,
     TimeoutParts,
     fingerprint,
+    fingerprint_key_id,
 )
+from schemas._fingerprint import DEFAULT_KEY, _Key
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "config-hash.md"
@@ -36,18 +39,18 @@ HEX64 = re.compile(r"[0-9a-f]{64}")
 # make a form change pass.
 PINNED_HASHES = [
     "3a214cde5e24f3235f84e6f0993993d94a3445db2864d2c8fd919bad8cc9209f",
-    "6cff87dad5ccf0f2e49e396abc9c2c13e2a1af56cc9d9d5451a496d5485d483a",
-    "6186e7dc36b2e1317cc67a1565787efb4b19b66165a9d06cc597002d1d707ab9",
-    "dc715bfd0b00b00026fc4bf19c7c04f2ff50f891c8b7819df4d46f9c5622322f",
-    "df430bbb1ce6f765d6fe9b679869fa7a6ed84473c8d3df091eaae9ee6c5193c6",
-    "e0eee5bc8ddbf9486a9b1805c72b819dba05cb998ad0a0d924aea3541f0891ea",
+    "4f61f20d84bb2ff9bfc38e3cb957ec84e49921eeba118a7de35aed756b11a06c",
+    "8951593be09568f40d2eb5827c6f88b9a71ff807c7163b0ca0a3f982dda5e807",
+    "a900ecc5884176762a08f0d8b82c9aae649ceef9845fbf5147602a1a99eaf288",
+    "a6ebc5103a236377a3516b942253a92251739e03874de23bd03110d4b7729095",
+    "cbbd13f4586496a65ed63fca9a4b7d30a11058be4a339f13119ff75afa0f1377",
 ]
 
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
-        if name.startswith(ISOLATED_PREFIXES):
+        if name.startswith(ISOLATED_PREFIXES) and name != "CLIENTREG_FINGERPRINT_KEY":
             monkeypatch.delenv(name)
 
 
@@ -103,24 +106,45 @@ def test_form_version_is_in_every_canonical_json() -> None:
         assert json.loads(model().canonical_json())["form"] == FORM_VERSION
 
 
-def test_fingerprint_is_domain_separated_sha256_prefix() -> None:
+def test_fingerprint_is_a_keyed_hmac_of_128_bits() -> None:
     secret = "sk-some-key-\u00e9"
-    digest = hashlib.sha256(b"clientreg/secret-fingerprint/v1\x00" + secret.encode("utf-8")).hexdigest()
-    assert fingerprint(secret) == "sha256:" + digest[:16]
-    assert fingerprint(secret) != "sha256:" + hashlib.sha256(secret.encode()).hexdigest()[:16]
-    assert re.fullmatch(r"sha256:[0-9a-f]{16}", fingerprint(""))
+    key = os.environ["CLIENTREG_FINGERPRINT_KEY"].encode()
+    message = b"clientreg/secret-fingerprint/v2\x00" + secret.encode("utf-8")
+    assert fingerprint(secret) == "hmac-sha256:" + hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
+    assert re.fullmatch(r"hmac-sha256:[0-9a-f]{32}", fingerprint(""))
+    # Not the plain (or domain-separated, unkeyed) SHA-256 another system might store.
+    for unkeyed in (hashlib.sha256(secret.encode()), hashlib.sha256(message)):
+        assert unkeyed.hexdigest()[:32] not in fingerprint(secret)
+
+
+def test_doc_names_the_key_of_the_vectors_and_its_id() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    assert f"CLIENTREG_FINGERPRINT_KEY={os.environ['CLIENTREG_FINGERPRINT_KEY']}" in text
+    assert f"`fingerprint_key_id()` is `{fingerprint_key_id()}`" in text
+    default_id = _Key(DEFAULT_KEY, "default").id
+    assert f"public\ndefault key's is `{default_id}`" in text or f"public default key's is `{default_id}`" in text
 
 
 def test_audit_record_verifies_from_stored_json() -> None:
-    # The procedure of docs/config-hash.md, "Verifying an audit record", without clientreg.
+    # The procedure of docs/config-hash.md, "Verifying an audit record", without clientreg,
+    # on the config as an index or an export holds it: a JSON object, keys in any order.
     s = OpenAISettings(api_key="sk-audit", default_headers={"Authorization": "Bearer sk-audit"}, proxy="http://u:p@h:1")
-    stored_json, stored_hash = s.canonical_json(), s.config_hash
-    assert hashlib.sha256(stored_json.encode("ascii")).hexdigest() == stored_hash
-    doc = json.loads(stored_json)
-    assert json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True) == stored_json
-    assert doc["api_key"] == fingerprint("sk-audit")
-    assert doc["api_key"] != fingerprint("sk-other")
-    assert doc["transport"]["proxy_credentials"] == fingerprint("u:p")
+    config = s.canonical_dict()
+    shuffled = json.loads(json.dumps(dict(reversed(list(config.items()))), indent=2))
+    for stored in (config, shuffled):
+        canonical = json.dumps(stored, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+        assert hashlib.sha256(canonical.encode("ascii")).hexdigest() == s.config_hash
+        assert stored["form"] == 2
+    key = os.environ["CLIENTREG_FINGERPRINT_KEY"]
+
+    def fingerprint_with(secret: str, key: str) -> str:
+        message = b"clientreg/secret-fingerprint/v2\x00" + secret.encode("utf-8")
+        return "hmac-sha256:" + hmac.new(key.encode("utf-8"), message, hashlib.sha256).hexdigest()[:32]
+
+    assert config["api_key"] == fingerprint_with("sk-audit", key) == fingerprint("sk-audit")
+    assert config["api_key"] != fingerprint_with("sk-other", key)
+    assert config["api_key"] != fingerprint_with("sk-audit", key + "-another-deployment")
+    assert config["transport"]["proxy_credentials"] == fingerprint_with("u:p", key)
 
 
 # ---- config_hash is sha256 of the canonical JSON --------------------------------------------
@@ -595,6 +619,7 @@ if __name__ == "__main__":
 
 def _child_hashes(seed: str) -> list[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(ISOLATED_PREFIXES)}
+    env["CLIENTREG_FINGERPRINT_KEY"] = os.environ["CLIENTREG_FINGERPRINT_KEY"]  # one deployment
     env["PYTHONHASHSEED"] = seed
     out = subprocess.run(
         [sys.executable, "-c", _CHILD], env=env, cwd=REPO, capture_output=True, text=True, timeout=60, check=True

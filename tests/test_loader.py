@@ -40,7 +40,7 @@ default_headers = { "X-Team" = "search" }
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in list(os.environ):
-        if name.startswith(ISOLATED_PREFIXES):
+        if name.startswith(ISOLATED_PREFIXES) and name != "CLIENTREG_FINGERPRINT_KEY":
             monkeypatch.delenv(name)
     # No ./clientreg.toml and no user config file unless a test writes one.
     work = tmp_path / "cwd"

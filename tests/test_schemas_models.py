@@ -25,7 +25,7 @@ ISOLATED_PREFIXES = ("OPENAI_", "AZURE_", "GROQ_", "CEREBRAS_", "CLIENTREG_", "T
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
-        if name.startswith(ISOLATED_PREFIXES):
+        if name.startswith(ISOLATED_PREFIXES) and name != "CLIENTREG_FINGERPRINT_KEY":
             monkeypatch.delenv(name)
 
 
