@@ -12,11 +12,9 @@ import difflib
 import hashlib
 import math
 import operator
-import re
 from collections.abc import Callable, Mapping
-from functools import cached_property, lru_cache
+from functools import cached_property
 from typing import Annotated, Any, ClassVar, Self
-from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError, core_schema
@@ -27,12 +25,22 @@ from schemas._canonical import (
     dumps,
     fingerprint,
     getenv,
-    is_secret_name,
-    looks_like_credential,
-    normalize_url,
-    redact_mapping,
+    public_value,
     split_proxy,
 )
+from schemas._checks import (
+    check_url_query,
+    control_character_problems,
+    header_names,
+    http_url,
+    no_host,
+    provider_name,
+    public_names,
+    query_names,
+    variable_name,
+    verify_value,
+)
+from schemas._errors import model_problems, settings_error
 from schemas._fingerprint import on_key_reset
 
 # Fields that describe the HTTP transport. Clients whose transport fields are equal share one
@@ -54,9 +62,9 @@ class _Frozen:
 
 
 def _serialize_map(value: FrozenMap, info: core_schema.SerializationInfo) -> dict[str, str]:
-    # JSON output is for logs and files, so credential values are fingerprinted there, as
-    # SecretStr masks itself; model_dump() in Python mode gives the real values to builders.
-    return redact_mapping(value) if info.mode_is_json() else value.to_dict()
+    # JSON output is for logs and files, so values that are not public are fingerprinted
+    # there, as SecretStr masks itself; model_dump() in Python mode gives the real values.
+    return value.redacted() if info.mode_is_json() else value.to_dict()
 
 
 StrMap = Annotated[Mapping[str, str], _Frozen()]
@@ -69,7 +77,7 @@ _NUMBERS = frozenset({"timeout", "max_retries", "max_connections", "max_keepaliv
 _HASH_MEMO: dict[tuple[type, tuple[Any, ...]], str] = {}
 _HASH_MEMO_SIZE = 4096
 on_key_reset(_HASH_MEMO.clear)  # hashes hold fingerprints, which change with the key
-_PLAIN, _SECRET, _TRANSPORT, _PROXY, _HEADERS, _QUERY, _TIMEOUT = (
+_PLAIN, _SECRET, _TRANSPORT, _PROXY, _HEADERS, _QUERY, _TIMEOUT, _LIST = (
     "plain",
     "secret",
     "transport",
@@ -77,16 +85,71 @@ _PLAIN, _SECRET, _TRANSPORT, _PROXY, _HEADERS, _QUERY, _TIMEOUT = (
     "headers",
     "query",
     "timeout",
+    "list",
 )
 
 
-class TimeoutParts(BaseModel):
+class SettingsModel(BaseModel):
+    """A frozen pydantic model whose bad arguments raise `SettingsError` naming real fields.
+
+    The error is also a pydantic ``ValidationError``, so code that catches that keeps working.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    def __init__(self, /, **data: Any) -> None:
+        try:
+            self.__pydantic_validator__.validate_python(data, self_instance=self)
+        except ValidationError as exc:
+            error = _as_settings_error(type(self), exc)
+        else:
+            return
+        raise error  # outside the except block: pydantic's error, which may quote input, is not chained
+
+    @classmethod
+    def model_validate(
+        cls,
+        obj: Any,
+        *,
+        strict: bool | None = None,
+        extra: Any = None,
+        from_attributes: bool | None = None,
+        context: Any | None = None,
+        by_alias: bool | None = None,
+        by_name: bool | None = None,
+    ) -> Self:
+        """Validate ``obj`` (a mapping of field values) into a model; bad values raise `SettingsError`."""
+        try:
+            return super().model_validate(
+                obj,
+                strict=strict,
+                extra=extra,
+                from_attributes=from_attributes,
+                context=context,
+                by_alias=by_alias,
+                by_name=by_name,
+            )
+        except ValidationError as exc:
+            error = _as_settings_error(cls, exc)
+        raise error
+
+
+def _as_settings_error(cls: type[BaseModel], exc: ValidationError) -> ValidationError:
+    problems = model_problems(exc.errors(include_url=False, include_input=False))
+    lines = [
+        f"{cls.__name__}: field {'.'.join(p.loc)!r}: {p.message}" if p.loc else f"{cls.__name__}: {p.message}"
+        for p in problems
+    ]
+    error = settings_error(cls.__name__, lines, problems)
+    assert isinstance(error, ValidationError)
+    return error
+
+
+class TimeoutParts(SettingsModel):
     """A timeout split into its phases, in seconds.
 
     >>> OpenAISettings(timeout=TimeoutParts(connect=5, read=120))
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     connect: float = Field(5.0, gt=0, allow_inf_nan=False)
     read: float = Field(600.0, gt=0, allow_inf_nan=False)
@@ -94,14 +157,13 @@ class TimeoutParts(BaseModel):
     pool: float = Field(600.0, gt=0, allow_inf_nan=False)
 
 
-class ProviderSettings(BaseModel):
+class ProviderSettings(SettingsModel):
     """Fields and behaviour shared by every provider's settings model.
 
     Subclasses set ``provider``, the defaults that differ, and ``env_fallbacks``: the SDK's own
     environment variables that fill fields left unset (``None`` counts as unset, as in the SDKs).
+    Bad arguments raise `SettingsError`.
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     env_fallbacks: ClassVar[Mapping[str, str]] = {}
     """Field name -> environment variable read when the field is not given (in this order)."""
@@ -119,6 +181,7 @@ class ProviderSettings(BaseModel):
     _field_values: ClassVar[Callable[[dict[str, Any]], tuple[Any, ...]]]
     _env_blockers: ClassVar[Mapping[str, tuple[str, ...]]] = {}
     _exclusive_names: ClassVar[frozenset[str]] = frozenset()
+    _url_fields: ClassVar[tuple[str, ...]] = ()
 
     provider: str
     api_key: SecretStr | None = None
@@ -135,6 +198,12 @@ class ProviderSettings(BaseModel):
     max_retries: int = Field(2, ge=0, le=100)
     default_headers: StrMap = Field(default=_EMPTY)
     default_query: StrMap = Field(default=_EMPTY)
+    public_headers: tuple[str, ...] = Field(
+        (), description="Header names whose values are written in clear in the canonical form (and the index)."
+    )
+    public_query: tuple[str, ...] = Field(
+        (), description="Query parameter names whose values are written in clear in the canonical form."
+    )
     strict_response_validation: bool = Field(
         False, description="The SDK's _strict_response_validation: validate responses against its types."
     )
@@ -183,7 +252,16 @@ class ProviderSettings(BaseModel):
                 if filled is None:
                     filled = dict(data)
                 filled[field] = None
-        return data if filled is None else filled
+        result = data if filled is None else filled
+        problems = control_character_problems(result)
+        if problems:
+            raise _fields_error(cls, problems)
+        return result
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _check_key_env(cls, value: str | None) -> str | None:
+        return None if value is None else variable_name(value)
 
     @field_validator("api_key_provider")
     @classmethod
@@ -193,7 +271,12 @@ class ProviderSettings(BaseModel):
     @field_validator("base_url")
     @classmethod
     def _check_base_url(cls, value: str | None) -> str | None:
-        return None if value is None else _http_url(value)
+        return None if value is None else http_url(value)
+
+    @field_validator("verify")
+    @classmethod
+    def _check_verify(cls, value: bool | str) -> bool | str:
+        return verify_value(value)
 
     @field_validator("timeout")
     @classmethod
@@ -205,15 +288,28 @@ class ProviderSettings(BaseModel):
     @field_validator("default_headers")
     @classmethod
     def _check_headers(cls, value: Mapping[str, str]) -> Mapping[str, str]:
-        seen: set[str] = set()
-        for name in value:
-            lowered = name.lower()
-            if lowered in seen:
-                raise PydanticCustomError("header", "header '{name}' is given twice", {"name": lowered})
-            if not name or any(c in name for c in " \t\r\n:"):
-                raise PydanticCustomError("header", "'{name}' is not a valid header name", {"name": name})
-            seen.add(lowered)
+        if value:
+            header_names(value)
+            if isinstance(value, FrozenMap):
+                value._fold = True  # header names compare in any case
         return value
+
+    @field_validator("default_query")
+    @classmethod
+    def _check_query(cls, value: Mapping[str, str]) -> Mapping[str, str]:
+        if value:
+            query_names(value)
+        return value
+
+    @field_validator("public_headers")
+    @classmethod
+    def _check_public_headers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return public_names(value, headers=True) if value else value
+
+    @field_validator("public_query")
+    @classmethod
+    def _check_public_query(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return public_names(value, headers=False) if value else value
 
     @field_validator("proxy")
     @classmethod
@@ -229,7 +325,7 @@ class ProviderSettings(BaseModel):
                 without_credentials = split_proxy(url)[0]
             except ValueError as exc:
                 raise PydanticCustomError("proxy", "proxy: {reason}", {"reason": str(exc)}) from None
-            if _no_host(without_credentials):
+            if no_host(without_credentials):
                 raise PydanticCustomError("proxy", "proxy URL has no host")
         return value
 
@@ -237,6 +333,22 @@ class ProviderSettings(BaseModel):
     def _check_limits(self) -> ProviderSettings:
         if self.max_keepalive_connections > self.max_connections:
             raise PydanticCustomError("limits", "max_keepalive_connections must not exceed max_connections")
+        values = self.__dict__
+        if values["keepalive_expiry"] == 0.0:
+            # -0.0 == 0.0 (so the hash memo would take one for the other) but it serialises as
+            # "-0.0": store the one zero.
+            values["keepalive_expiry"] = 0.0
+        if self.public_headers and self.default_headers:
+            values["default_headers"]._public = frozenset(self.public_headers)
+        if self.public_query and self.default_query:
+            values["default_query"]._public = frozenset(self.public_query)
+        for name in type(self)._url_fields:
+            url = values[name]
+            if url is not None and "?" in url:
+                try:
+                    check_url_query(url, frozenset(self.public_query))
+                except PydanticCustomError as exc:
+                    raise _field_error(type(self), name, exc.type, exc.message()) from None
         return self
 
     # ---- canonical form ---------------------------------------------------------------
@@ -262,9 +374,15 @@ class ProviderSettings(BaseModel):
                 transport["proxy"] = url
                 transport["proxy_credentials"] = None if credentials is None else fingerprint(credentials)
             elif kind is _HEADERS:
-                out[name] = {k.lower(): _redacted(k, v) for k, v in value.items()} if value else {}
+                public = frozenset(values["public_headers"])
+                out[name] = (
+                    {k.lower(): public_value(k, v, public, fold=True) for k, v in value.items()} if value else {}
+                )
             elif kind is _QUERY:
-                out[name] = {k: _redacted(k, v) for k, v in value.items()} if value else {}
+                public = frozenset(values["public_query"])
+                out[name] = {k: public_value(k, v, public) for k, v in value.items()} if value else {}
+            elif kind is _LIST:
+                out[name] = list(value)
             elif isinstance(value, TimeoutParts):  # _TIMEOUT
                 parts = {"connect": value.connect, "read": value.read, "write": value.write, "pool": value.pool}
                 # Four equal phases behave exactly like one number: give them one form.
@@ -317,17 +435,24 @@ class ProviderSettings(BaseModel):
         return self.model_validate(data)
 
     def secret_values(self) -> list[str]:
-        """Every secret this model holds (for leak checks and redaction of SDK messages)."""
+        """Every secret this model holds (for leak checks and redaction of SDK messages).
+
+        That is every value the canonical form fingerprints: keys, tokens, the proxy URL and
+        its credentials, and each header and query value that is not public.
+        """
         values = self.__dict__
         found = [values[name].get_secret_value() for name in SECRET_FIELDS if values.get(name) is not None]
         if self.proxy is not None:
-            found.append(self.proxy.get_secret_value())
-        if self.proxy is not None:
-            credentials = split_proxy(self.proxy.get_secret_value())[1]
+            proxy = self.proxy.get_secret_value()
+            found.append(proxy)
+            credentials = split_proxy(proxy)[1]
             if credentials:
                 found.extend(p for p in credentials.split(":") if p)
-        for mapping in (self.default_headers, self.default_query):
-            found.extend(v for k, v in mapping.items() if is_secret_name(k) and v)
+        headers, query = self.default_headers, self.default_query
+        public = frozenset(self.public_headers)
+        found.extend(v for k, v in headers.items() if v and public_value(k, v, public, fold=True) != v)
+        public = frozenset(self.public_query)
+        found.extend(v for k, v in query.items() if v and public_value(k, v, public) != v)
         return found
 
     @classmethod
@@ -348,6 +473,8 @@ class ProviderSettings(BaseModel):
                 plan.append((name, _QUERY))
             elif name == "timeout":
                 plan.append((name, _TIMEOUT))
+            elif name in ("public_headers", "public_query"):
+                plan.append((name, _LIST))
             elif name in SECRET_FIELDS:
                 plan.append((name, _SECRET))
             else:
@@ -362,6 +489,9 @@ class ProviderSettings(BaseModel):
             blockers[field] = (*blockers.get(field, ()), decider)
         cls._env_blockers = {k: tuple(dict.fromkeys(v)) for k, v in blockers.items() if k in cls.model_fields}
         cls._exclusive_names = frozenset(name for group in cls.exclusive_fields for name in group)
+        cls._url_fields = tuple(
+            n for n in ("base_url", "azure_endpoint", "websocket_base_url") if n in cls.model_fields
+        )
 
     def __hash__(self) -> int:
         return hash(self.config_hash)
@@ -372,45 +502,17 @@ class ProviderSettings(BaseModel):
         return NotImplemented
 
 
-def _redacted(name: str, value: str) -> str:
-    return fingerprint(value) if is_secret_name(name) else value
-
-
-@lru_cache(maxsize=1024)  # URLs repeat; urlsplit costs more than the rest of a model's validation
-def _http_url(value: str) -> str:
-    return _checked_url(value, ("http", "https"), "must be an http:// or https:// URL")
-
-
-@lru_cache(maxsize=256)
-def _websocket_url(value: str) -> str:
-    return _checked_url(value, ("ws", "wss", "http", "https"), "must be a ws://, wss://, http:// or https:// URL")
-
-
-def _checked_url(value: str, schemes: tuple[str, ...], wrong_scheme: str) -> str:
-    scheme = value.split("://", 1)[0].lower() if "://" in value else ""
-    if scheme not in schemes:
-        raise PydanticCustomError("url_scheme", wrong_scheme)
-    try:
-        normalized = normalize_url(value)
-    except ValueError as exc:
-        raise PydanticCustomError("url", "{reason}", {"reason": str(exc)}) from None
-    if _no_host(normalized):
-        raise PydanticCustomError("url", "URL has no host")
-    query = urlsplit(normalized).query
-    if query and any(is_secret_name(name) for name, _ in parse_qsl(query, keep_blank_values=True)):
-        # A key in the URL would be shown in repr and stored in the index as written.
-        raise PydanticCustomError("url_secret", "URL query holds a credential; put it in api_key or default_query")
-    return normalized
-
-
-def _no_host(normalized_url: str) -> bool:
-    # "http://" and "http:///v1" alike: nothing between "://" and the path.
-    return normalized_url.split("://", 1)[1].split("/", 1)[0] == ""
-
-
 def _field_error(cls: type[ProviderSettings], name: str, kind: str, message: str) -> ValidationError:
     details: list[InitErrorDetails] = [
         {"type": PydanticCustomError(kind, message), "loc": (name,), "input": "<hidden>"}
+    ]
+    return ValidationError.from_exception_data(cls.__name__, details, hide_input=True)
+
+
+def _fields_error(cls: type[ProviderSettings], problems: list[tuple[str, str]]) -> ValidationError:
+    details: list[InitErrorDetails] = [
+        {"type": PydanticCustomError("control_character", message), "loc": (name,), "input": "<hidden>"}
+        for name, message in problems
     ]
     return ValidationError.from_exception_data(cls.__name__, details, hide_input=True)
 
@@ -431,34 +533,6 @@ def _unknown_fields_error(cls: type[ProviderSettings], names: list[str]) -> Vali
             }
         )
     return ValidationError.from_exception_data(cls.__name__, details, hide_input=True)
-
-
-# A provider registered in code under a short name, or an import reference to one.
-_PROVIDER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,63}")
-_IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
-_PROVIDER_REFERENCE = re.compile(rf"{_IDENTIFIER}(?:\.{_IDENTIFIER})*:{_IDENTIFIER}(?:\.{_IDENTIFIER})*")
-
-
-def provider_name(value: str, field: str) -> str:
-    """Check a key or token provider's name: a short name or ``package.module:attribute``.
-
-    A name is written into the canonical form as it is, so a credential pasted here would be
-    stored: it is refused, and never quoted.
-    """
-    if looks_like_credential(value):
-        raise PydanticCustomError(
-            "provider_name_secret",
-            "{field} looks like a credential, not a provider name; put the key in api_key or the environment",
-            {"field": field},
-        )
-    if len(value) > 200 or not (_PROVIDER_NAME.fullmatch(value) or _PROVIDER_REFERENCE.fullmatch(value)):
-        raise PydanticCustomError(
-            "provider_name",
-            "{field} must be the name of a registered provider (letters, digits, '_', '-', '.') "
-            "or an import reference 'package.module:attribute'",
-            {"field": field},
-        )
-    return value
 
 
 def _check_exclusive(cls: type[ProviderSettings], data: Mapping[str, Any]) -> None:

@@ -7,7 +7,8 @@ from typing import ClassVar
 
 from pydantic import Field, SecretStr, field_validator
 
-from schemas._base import ProviderSettings, _websocket_url
+from schemas._base import ProviderSettings
+from schemas._checks import websocket_url
 
 
 class OpenAIFamilySettings(ProviderSettings):
@@ -27,4 +28,4 @@ class OpenAIFamilySettings(ProviderSettings):
     @field_validator("websocket_base_url")
     @classmethod
     def _check_websocket_url(cls, value: str | None) -> str | None:
-        return None if value is None else _websocket_url(value)
+        return None if value is None else websocket_url(value)

@@ -8,7 +8,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from schemas._base import _http_url, provider_name
+from schemas._checks import http_url, provider_name
 from schemas._openai_family import OpenAIFamilySettings
 
 _CREDENTIALS = ("api_key", "api_key_provider", "azure_ad_token", "azure_ad_token_provider")
@@ -69,7 +69,7 @@ class AzureOpenAISettings(OpenAIFamilySettings):
     @field_validator("azure_endpoint")
     @classmethod
     def _check_endpoint(cls, value: str | None) -> str | None:
-        return None if value is None else _http_url(value)
+        return None if value is None else http_url(value)
 
     @model_validator(mode="after")
     def _one_endpoint(self) -> AzureOpenAISettings:

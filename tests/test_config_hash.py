@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import os
 import re
 import subprocess
@@ -24,10 +25,12 @@ from schemas import (
     GroqSettings,
     OpenAISettings,
     ProviderSettings,
+    SettingsError,
     TimeoutParts,
     fingerprint,
     fingerprint_key_id,
 )
+from schemas._base import _HASH_MEMO
 from schemas._fingerprint import DEFAULT_KEY, _Key
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,12 +41,12 @@ HEX64 = re.compile(r"[0-9a-f]{64}")
 # The vectors' hashes, held here as well as in the doc: regenerating the doc alone does not
 # make a form change pass.
 PINNED_HASHES = [
-    "3a214cde5e24f3235f84e6f0993993d94a3445db2864d2c8fd919bad8cc9209f",
-    "4f61f20d84bb2ff9bfc38e3cb957ec84e49921eeba118a7de35aed756b11a06c",
-    "8951593be09568f40d2eb5827c6f88b9a71ff807c7163b0ca0a3f982dda5e807",
-    "a900ecc5884176762a08f0d8b82c9aae649ceef9845fbf5147602a1a99eaf288",
-    "a6ebc5103a236377a3516b942253a92251739e03874de23bd03110d4b7729095",
-    "cbbd13f4586496a65ed63fca9a4b7d30a11058be4a339f13119ff75afa0f1377",
+    "36e0860ab063a8a49e07d5cccdecc26640595c59c853cf4308b3d4c48df03730",
+    "ad64dd01351302374c4eabb2b7a864ed54ca6350ad0518df429f675b20f8dcec",
+    "49b48477fec6fcd9848104aa4c1cb83e922f4f35608bf93162592af6a7dee944",
+    "6af51f3cab2ce21218aba2b0ef21196c8af50f6199b80f909adc27f0988efe1b",
+    "b701a54ca2346f0cbe4a2e60fb6cb49e441dde271e311e449b5361a29dc0fed5",
+    "a42f478ee8d656bfca2d1dff02e7e9d7c596fea212943a7f94769e144807441b",
 ]
 
 
@@ -182,6 +185,8 @@ def test_every_field_is_explicit() -> None:
         "max_retries",
         "default_headers",
         "default_query",
+        "public_headers",
+        "public_query",
         "organization",
         "project",
         "transport",
@@ -353,7 +358,7 @@ CHANGES: list[tuple[str, dict[str, Any]]] = [
     ("url path case", {"base_url": "https://api.example.com/V1"}),
     ("url scheme", {"base_url": "http://api.example.com/v1"}),
     ("url port", {"base_url": "https://api.example.com:8443/v1"}),
-    ("url query", {"base_url": "https://api.example.com/v1?x=1"}),
+    ("url query", {"base_url": "https://api.example.com/v1?api-version=1"}),
     ("header value", {"default_headers": {"X-Team": "b", "Authorization": "Bearer t1"}}),
     ("secret header value", {"default_headers": {"X-Team": "a", "Authorization": "Bearer t2"}}),
     ("header added", {"default_headers": {"X-Team": "a", "Authorization": "Bearer t1", "X-More": "1"}}),
@@ -446,7 +451,8 @@ HOSTS = ["api.example.com", "localhost", "127.0.0.1", "gw.internal", "[::1]"]
 SECRET_TEXT = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123456789-_", min_size=1, max_size=24)
 HEADER_NAME = st.sampled_from(["X-Team", "X-Request-Source", "Authorization", "X-Api-Key", "Cookie", "User-Agent"])
 QUERY_NAME = st.sampled_from(["tenant", "region", "token", "api_key", "Tenant"])
-VALUE = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+# Control characters and line separators are refused by validation (see test_secrets.py).
+VALUE = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zl", "Zp")), max_size=12)
 POSITIVE = st.floats(min_value=0.001, max_value=10_000, allow_nan=False, allow_infinity=False)
 
 
@@ -635,3 +641,83 @@ def test_hash_is_stable_across_processes_and_hash_seeds() -> None:
     assert len(here) == 5 and all(HEX64.fullmatch(h) for h in here)
     for seed in ("0", "1", "4242", "random"):
         assert _child_hashes(seed) == here, seed
+
+
+# ---- hash integrity: values that compare equal but would serialise differently -----------------
+
+
+@pytest.mark.parametrize("order", [(-0.0, 0.0), (0.0, -0.0)])
+def test_negative_zero_is_one_zero(order: tuple[float, float]) -> None:
+    # The hash memo compares field values with ==, and -0.0 == 0.0: whichever is seen first,
+    # both must have the canonical form they are hashed as.
+    _HASH_MEMO.clear()
+    a, b = (OpenAISettings(keepalive_expiry=value) for value in order)
+    for s in (a, b):
+        assert math.copysign(1.0, s.keepalive_expiry) == 1.0
+        assert s.config_hash == hashlib.sha256(s.canonical_json().encode()).hexdigest()
+        assert '"keepalive_expiry":0.0' in s.canonical_json()
+    assert a.config_hash == b.config_hash
+
+
+def test_negative_zero_hashes_alike_in_another_process() -> None:
+    here = OpenAISettings(keepalive_expiry=0.0).config_hash
+    code = "from schemas import OpenAISettings; print(OpenAISettings(keepalive_expiry=-0.0).config_hash)"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ISOLATED_PREFIXES)}
+    env["CLIENTREG_FINGERPRINT_KEY"] = os.environ["CLIENTREG_FINGERPRINT_KEY"]
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == here, out.stderr
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_property_the_memo_never_confuses_two_canonical_forms(data: st.DataObject) -> None:
+    # Whatever order objects are hashed in, each one's hash is the hash of its own form.
+    configs_drawn = [data.draw(configs()) for _ in range(3)]
+    for config in configs_drawn:
+        if data.draw(st.booleans()):
+            config["keepalive_expiry"] = data.draw(st.sampled_from([0.0, -0.0, 0, 5, 5.0]))
+    for config in configs_drawn:
+        s = OpenAISettings(**config)
+        assert s.config_hash == hashlib.sha256(s.canonical_json().encode()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "name", ["\u212a-Team", "X-T\u0131tle", "X-\u00c9quipe", "X-Team\u200b", "X Team", "X-Team:", "(X-Team)", ""]
+)
+def test_header_names_are_ascii_tokens(name: str) -> None:
+    # The Kelvin sign lower-cases to "k": "\u212a-Team" would share a hash with "k-team".
+    with pytest.raises(SettingsError) as info:
+        OpenAISettings(default_headers={name: "v"})
+    assert info.value.field == "default_headers"
+    assert name not in str(info.value) or not name
+
+
+def test_every_tchar_is_a_valid_header_name() -> None:
+    name = "X-!#$%&'*+.^_`|~09az"
+    assert OpenAISettings(default_headers={name: "v"}).default_headers[name] == "v"
+
+
+def test_relative_verify_path_is_resolved_against_the_working_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    hashes = {}
+    for place in ("one", "two"):
+        directory = tmp_path / place
+        directory.mkdir()
+        monkeypatch.chdir(directory)
+        s = OpenAISettings(verify="ca.pem")
+        assert s.verify == str(directory / "ca.pem")
+        assert json.loads(s.canonical_json())["transport"]["verify"] == str(directory / "ca.pem")
+        hashes[place] = s.config_hash
+    assert hashes["one"] != hashes["two"]  # two files, two configurations
+    assert OpenAISettings(verify=str(tmp_path / "two" / "ca.pem")).config_hash == hashes["two"]
+
+
+def test_verify_home_path_and_boolean_words(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert OpenAISettings(verify="~/certs/ca.pem").verify == str(tmp_path / "certs" / "ca.pem")
+    assert OpenAISettings(verify="/etc/ssl/../ssl/ca.pem").verify == "/etc/ssl/../ssl/ca.pem"  # absolute: as given
+    assert OpenAISettings(verify="false").verify is False
+    assert OpenAISettings(verify="True").verify is True
+    with pytest.raises(SettingsError):
+        OpenAISettings(verify=" ")

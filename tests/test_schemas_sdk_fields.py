@@ -69,7 +69,7 @@ def test_key_provider_that_is_not_a_name_is_refused(name: str) -> None:
     with pytest.raises(ValidationError) as info:
         OpenAISettings(api_key_provider=name)
     assert _fields(info.value) == ["api_key_provider"]
-    assert "import reference" in str(info.value)
+    assert "import reference" in str(info.value) or "control character" in str(info.value)
 
 
 @pytest.mark.parametrize("field", ["api_key_provider", "azure_ad_token_provider"])
