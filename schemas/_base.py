@@ -111,28 +111,28 @@ class SettingsModel(BaseModel):
         raise error  # outside the except block: pydantic's error, which may quote input, is not chained
 
     @classmethod
-    def model_validate(
-        cls,
-        obj: Any,
-        *,
-        strict: bool | None = None,
-        extra: Any = None,
-        from_attributes: bool | None = None,
-        context: Any | None = None,
-        by_alias: bool | None = None,
-        by_name: bool | None = None,
-    ) -> Self:
+    def model_validate(cls, obj: Any, **options: Any) -> Self:
         """Validate ``obj`` (a mapping of field values) into a model; bad values raise `SettingsError`."""
         try:
-            return super().model_validate(
-                obj,
-                strict=strict,
-                extra=extra,
-                from_attributes=from_attributes,
-                context=context,
-                by_alias=by_alias,
-                by_name=by_name,
-            )
+            return super().model_validate(obj, **options)
+        except ValidationError as exc:
+            error = _as_settings_error(cls, exc)
+        raise error
+
+    @classmethod
+    def model_validate_json(cls, json_data: str | bytes | bytearray, **options: Any) -> Self:
+        """Validate a JSON document into a model; bad values raise `SettingsError`."""
+        try:
+            return super().model_validate_json(json_data, **options)
+        except ValidationError as exc:
+            error = _as_settings_error(cls, exc)
+        raise error
+
+    @classmethod
+    def model_validate_strings(cls, obj: Any, **options: Any) -> Self:
+        """Validate a mapping of strings (as from an environment) into a model; bad values raise `SettingsError`."""
+        try:
+            return super().model_validate_strings(obj, **options)
         except ValidationError as exc:
             error = _as_settings_error(cls, exc)
         raise error

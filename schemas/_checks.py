@@ -115,6 +115,24 @@ def variable_name(value: str) -> str:
     return value
 
 
+# OpenAI's organization and project ids are long random strings by design, and public.
+_OPENAI_ID = re.compile(r"(?:org|proj)[-_][A-Za-z0-9]{8,64}")
+
+
+def plain_text(value: str, field: str) -> str:
+    """Check a field written in clear (organization, project, deployment, API version): no credential.
+
+    OpenAI's ``org-...`` and ``proj_...`` ids look random, but they are ids, not secrets.
+    """
+    if looks_like_credential(value) and not _OPENAI_ID.fullmatch(value):
+        raise PydanticCustomError(
+            "plain_secret",
+            "{field} looks like a credential; it is written in clear into the index, so it is refused",
+            {"field": field},
+        )
+    return value
+
+
 def header_names(headers: Mapping[str, str]) -> None:
     """Refuse header names that are not HTTP tokens, look like credentials, or repeat in another case.
 
