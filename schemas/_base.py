@@ -43,7 +43,7 @@ from schemas._checks import (
     variable_name,
     verify_value,
 )
-from schemas._errors import model_problems, settings_error
+from schemas._errors import SettingsError, model_problems, settings_error
 from schemas._fingerprint import on_key_reset
 
 # Fields that describe the HTTP transport. Clients whose transport fields are equal share one
@@ -77,7 +77,10 @@ _EMPTY = FrozenMap()
 _URL_FIELDS = frozenset({"base_url", "azure_endpoint", "websocket_base_url"})
 _NUMBERS = frozenset({"timeout", "max_retries", "max_connections", "max_keepalive_connections", "keepalive_expiry"})
 # config_hash memo: (model class, field values) -> hash. It holds the field values, secrets
-# included, in memory only, as the settings objects themselves do.
+# included, in memory only, as the settings objects themselves do. Keying by == is sound
+# because validation leaves every value of an exact builtin type (str, int, float, bool,
+# tuple, FrozenMap, SecretStr, TimeoutParts) and stores -0.0, the one value == confuses with
+# another that serialises differently, as 0.0.
 _HASH_MEMO: dict[tuple[type, tuple[Any, ...]], str] = {}
 _HASH_MEMO_SIZE = 4096
 on_key_reset(_HASH_MEMO.clear)  # hashes hold fingerprints, which change with the key
@@ -138,15 +141,13 @@ class SettingsModel(BaseModel):
         raise error
 
 
-def _as_settings_error(cls: type[BaseModel], exc: ValidationError) -> ValidationError:
+def _as_settings_error(cls: type[BaseModel], exc: ValidationError) -> SettingsError:
     problems = model_problems(exc.errors(include_url=False, include_input=False))
     lines = [
         f"{cls.__name__}: field {'.'.join(p.loc)!r}: {p.message}" if p.loc else f"{cls.__name__}: {p.message}"
         for p in problems
     ]
-    error = settings_error(cls.__name__, lines, problems)
-    assert isinstance(error, ValidationError)
-    return error
+    return settings_error(cls.__name__, lines, problems)
 
 
 class TimeoutParts(SettingsModel):
