@@ -10,6 +10,7 @@ import pytest
 
 from tests.fake_server import FakeServer
 
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--stress",

@@ -211,7 +211,7 @@ def test_closing_the_registry_closes_pools_on_running_loops(server: FakeServer) 
     async def main() -> None:
         await achat(client)
         await reg.aclose()  # closes this loop's pool, and waits for it
-        with pytest.raises(Exception) as info:  # noqa: PT011 - the SDK may wrap it
+        with pytest.raises(Exception) as info:
             await achat(client)
         assert "closed" in f"{info.value} {info.value.__cause__}"
 
