@@ -475,6 +475,7 @@ class Registry:
             table = self._async if entry.kind == "async" else self._sync
             entry.used = self._tick()
             table[key] = entry
+            self._note_time()  # so prune(older_than) can tell this entry from older ones
             live_key = (entry.provider, entry.kind)
             self._live[live_key] = self._live.get(live_key, 0) + 1
             evicted: list[tuple[str, _Entry]] = []
