@@ -18,6 +18,7 @@ import asyncio
 import atexit
 import bisect
 import difflib
+import functools
 import logging
 import os
 import sys
@@ -837,7 +838,25 @@ _janitor = _Janitor()
 _live_registries: weakref.WeakSet[Registry] = weakref.WeakSet()
 
 
+def _fresh_cached_property_locks() -> None:
+    """Re-create the lock each ``functools.cached_property`` of the settings classes holds.
+
+    Before Python 3.12 a cached_property computes under an RLock shared by every instance;
+    a thread of the parent computing ``config_hash`` or ``transport_key`` while another forks
+    leaves it held forever in the child, whose first lookup would then hang.
+    """
+    classes: list[type] = [ProviderSettings]
+    while classes:
+        cls = classes.pop()
+        classes.extend(cls.__subclasses__())
+        for value in vars(cls).values():
+            if isinstance(value, functools.cached_property) and hasattr(value, "lock"):
+                value.lock = threading.RLock()
+
+
 def _reset_after_fork() -> None:
+    if sys.version_info < (3, 12):
+        _fresh_cached_property_locks()
     _janitor.after_fork_in_child()
     for registry in list(_live_registries):
         registry._after_fork_in_child()
