@@ -481,7 +481,7 @@ class Registry:
             self._live[live_key] = self._live.get(live_key, 0) + 1
             evicted: list[tuple[str, _Entry]] = []
             while self._max_clients is not None and len(table) > self._max_clients:
-                oldest = next(iter(table))
+                oldest = _oldest(table)
                 evicted.append((oldest, self._unlist(table, oldest, "lru")))
             return evicted
 
@@ -665,7 +665,7 @@ class Registry:
             if before is not None:
                 for table in (self._sync, self._async):
                     if self._ordered:
-                        while table and table[oldest := next(iter(table))].used < before:
+                        while table and table[oldest := _oldest(table)].used < before:
                             expired.append((oldest, self._unlist(table, oldest, "idle")))
                     else:
                         for key in [k for k, e in table.items() if e.used < before]:
@@ -757,6 +757,19 @@ class Registry:
         # parent's pools got fresh connection pools, and their sockets were closed, in
         # registry.pools' own fork handler; clients the program still holds keep working.
         self._reset_state()
+
+
+def _oldest(table: OrderedDict[str, _Entry]) -> str:
+    """The least recently used key (lock held, so the table is not empty and keeps its keys).
+
+    A hit moves its key to the end without the lock; if one does so between this iterator's
+    creation and its first step, the iterator refuses ("mutated during iteration"): try again.
+    """
+    while True:
+        try:
+            return next(iter(table))
+        except RuntimeError:
+            continue
 
 
 def _count_loops(pools: list[_Pool]) -> int:

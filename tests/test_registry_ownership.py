@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import itertools
 import random
+import sys
 import threading
 import time
 from typing import Any
@@ -75,6 +76,8 @@ def _churn(server: FakeServer, *, handouts: int | None, seconds: float, threads:
             closed_pool_handouts.append(bad)
 
     workers = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # threads swap far more often: races show up in seconds, not hours
     for thread in workers:
         thread.start()
     started = time.monotonic()
@@ -93,6 +96,7 @@ def _churn(server: FakeServer, *, handouts: int | None, seconds: float, threads:
     stop.set()
     for thread in workers:
         thread.join(60)
+    sys.setswitchinterval(switch_interval)
     current[0].close()
     return {
         "handouts": int(repr(total)[6:-1]),
