@@ -618,7 +618,7 @@ class Registry:
         """
         for key, entry in evicted:
             if self._recorder is not None:
-                for profile in entry.counters:
+                for profile in list(entry.counters):  # a slow-path caller may add a name meanwhile
                     self._recorder.evicted(key, profile)
             weakref.finalize(entry.client, self._released.append, entry.pool)
 
