@@ -268,6 +268,8 @@ with FakeServer() as server, Registry(index_path="off") as reg:
         for _ in range(3):
             with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
                 runner.run(main())
+        # (a uvloop loop closed without shutdown_asyncgens: uvloop refuses to close its
+        # transports once closed, and warns as it closes their sockets itself; see lifecycle.md)
     gc.collect()
     print("ok", reg.stats().event_loops)
 """
