@@ -130,7 +130,7 @@ def classes(library: str) -> Classes:
             # The parent's connections are the parent's: close our copies of their sockets
             # without a byte written, and forget the pool (its locks may be held by threads
             # that do not exist here).
-            _close_connections_now(self._pool)
+            _close_connections_now(self._pool, forked=True)
             self._pool = self._make()
 
     class LoopPools(lib.AsyncBaseTransport):  # type: ignore[name-defined,misc]
@@ -194,7 +194,7 @@ def classes(library: str) -> Classes:
             """Drop every loop's pool in a forked child."""
             # Forget every loop's pool: the loops and sockets are the parent's.
             for pool in self._pools():
-                _close_connections_now(pool)
+                _close_connections_now(pool, forked=True)
             self._lock = threading.Lock()
             self._states = weakref.WeakSet()
 
@@ -207,6 +207,7 @@ def classes(library: str) -> Classes:
 _transport_classes: dict[str, tuple[type[Any], type[Any]]] = {}
 _serials = itertools.count(1)
 _sync_pools: weakref.WeakSet[Any] = weakref.WeakSet()
+_forked_leftovers: list[Any] = []  # a parent's uvloop transports, kept unfreed in a forked child
 _loop_pools: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
@@ -423,7 +424,7 @@ def current_async_library() -> str | None:
 # ---- closing sockets without a loop, and fork ----------------------------------------------
 
 
-def _close_connections_now(transport: Any) -> None:
+def _close_connections_now(transport: Any, *, forked: bool = False) -> None:
     """Close the sockets of an httpx transport's connections at once, writing nothing.
 
     For a forked child's copies of the parent's sockets, and for a loop that will never run
@@ -441,10 +442,10 @@ def _close_connections_now(transport: Any) -> None:
             stream = stream._connection
         stream = getattr(stream, "_network_stream", None)
         if stream is not None:
-            _close_stream_now(stream)
+            _close_stream_now(stream, forked=forked)
 
 
-def _close_stream_now(stream: Any) -> None:
+def _close_stream_now(stream: Any, *, forked: bool) -> None:
     inner: Any = getattr(stream, "_stream", None)  # httpcore's AnyIOStream -> the anyio stream
     while getattr(inner, "transport_stream", None) is not None:  # TLS over TCP
         inner = inner.transport_stream
@@ -455,7 +456,18 @@ def _close_stream_now(stream: Any) -> None:
             transport._sock = None  # so its __del__ neither warns nor closes the socket again
             sock.close()
             return
-        try:  # uvloop's transports: abort() closes the handle without writing
+        if forked:  # uvloop: its handle would also deregister the fd from the epoll set it shares with the parent
+            try:
+                fd = transport.get_extra_info("socket").fileno()
+            except Exception:
+                return
+            _forked_leftovers.append(transport)  # never freed here: freeing it would close fd again
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+            return
+        try:  # uvloop's transports: abort() closes the handle without writing (refused once closed)
             transport.abort()
         except Exception:
             pass

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import multiprocessing
 import os
 import signal
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,14 +96,24 @@ def _server_sockets(port: int) -> set[int]:
     return inodes & mine
 
 
+def _loop_factories() -> list[Any]:
+    factories: list[Any] = [pytest.param(asyncio.new_event_loop, id="asyncio")]
+    if importlib.util.find_spec("uvloop") is not None:
+        import uvloop
+
+        factories.append(pytest.param(uvloop.new_event_loop, id="uvloop"))
+    return factories
+
+
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads /proc")
+@pytest.mark.parametrize("new_loop", _loop_factories())
 def test_child_closes_its_copies_of_the_parents_sockets_without_touching_them(
-    server: FakeServer, tmp_path: Path
+    server: FakeServer, tmp_path: Path, new_loop: Any
 ) -> None:
     reg = Registry(index_path="off")
     client = reg.get_client(settings_for("openai", server.url))
     chat(client)
-    loop = asyncio.new_event_loop()  # a loop kept open, with a pooled async connection
+    loop = new_loop()  # a loop kept open, with a pooled async connection
     aclient = reg.get_async_client(settings_for("groq", server.url))
     loop.run_until_complete(achat(aclient))
     parents = _server_sockets(server.port)
@@ -121,7 +133,7 @@ def test_child_closes_its_copies_of_the_parents_sockets_without_touching_them(
     assert (left, reply) == ("0", "echo: hello")  # the child held none of the parent's sockets open
     connections = {r.connection_id for r in server.requests[:2]}
     chat(client)
-    loop.run_until_complete(achat(aclient))
+    loop.run_until_complete(asyncio.wait_for(achat(aclient), 20))  # hangs if the child unhooked its fd
     assert {r.connection_id for r in server.requests[-2:]} == connections  # the parent's own, undisturbed
     assert server.requests[2].connection_id not in connections  # the child opened its own
     loop.run_until_complete(loop.shutdown_asyncgens())
