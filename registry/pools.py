@@ -193,8 +193,10 @@ def classes(library: str) -> Classes:
         def after_fork_in_child(self) -> None:
             """Drop every loop's pool in a forked child."""
             # Forget every loop's pool: the loops and sockets are the parent's.
-            for pool in self._pools():
-                _close_connections_now(pool, forked=True)
+            for state in list(self._states):
+                pool = state.pools.pop(self._serial, None)  # so the parent's loop never closes it here
+                if pool is not None:
+                    _close_connections_now(pool, forked=True)
             self._lock = threading.Lock()
             self._states = weakref.WeakSet()
 
