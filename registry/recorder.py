@@ -161,7 +161,8 @@ class _Tracked:
                 )
             else:
                 built: Kind = "warm" if kind == "warm" else "built"
-                uses.append(self._use(e.first, 0, e.pid, built, count=e.count, last_time=e.last))
+                detail = {"key_id": _key_id()}  # hosts whose fingerprint keys differ show up in the index
+                uses.append(self._use(e.first, 0, e.pid, built, count=e.count, last_time=e.last, detail=detail))
         if total > self.written:
             uses.append(self._use(now, total - self.written, os.getpid()))
         return uses, events
@@ -742,6 +743,12 @@ _LIVE: weakref.WeakSet[IndexRecorder] = weakref.WeakSet()
 _ABANDONED: list[KeyIndex] = []  # a parent's connections, kept unclosed in a forked child
 _BLOCKED: dict[Path, float] = {}  # files a close found locked, and when: later closes do not wait
 _CLOSING: list[threading.Thread] = []  # threads of closed recorders still finishing their last write
+
+
+def _key_id() -> str:
+    from schemas import fingerprint_key_id
+
+    return fingerprint_key_id()
 
 
 def _flush_all_at_exit() -> None:

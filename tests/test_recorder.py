@@ -19,7 +19,7 @@ import pytest
 
 from registry.index import KeyIndex
 from registry.recorder import IndexRecorder
-from schemas import OpenAISettings
+from schemas import OpenAISettings, fingerprint_key_id
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -77,6 +77,13 @@ def test_records_build_events_and_uses(recorder: IndexRecorder, path: Path) -> N
         events = index.events(s.config_hash)
     assert [e.kind for e in events] == ["first_seen", "built", "evicted", "warm"]
     assert {(e.pid, e.profile) for e in events} == {(os.getpid(), "fast")}
+    # A build records the fingerprint key's id: hosts whose keys differ (so whose hashes differ) show up.
+    assert [e.detail for e in events] == [
+        None,
+        {"key_id": fingerprint_key_id()},
+        None,
+        {"key_id": fingerprint_key_id()},
+    ]
 
 
 def test_a_profile_and_a_settings_object_count_apart(recorder: IndexRecorder, path: Path) -> None:

@@ -94,6 +94,8 @@ class ConfigUse:
     pid: int = field(default_factory=os.getpid)
     count: int = 1
     last_time: float | None = None
+    detail: Mapping[str, Any] | None = None
+    """Detail of the build event (the recorder puts the fingerprint key's id here)."""
 
     @property
     def until(self) -> float:
@@ -479,7 +481,7 @@ def plan_batch(
         current["last_seen"] = max(current["last_seen"], use.until)
         if use.kind is not None:
             build = (use.time, use.config_hash, use.profile, use.kind, use.host, use.pid)
-            added.append(NewEvent(*build, None, use.count, use.last_time))
+            added.append(NewEvent(*build, use.detail, use.count, use.last_time))
         if use.profile is None:
             continue
         if use.profile not in heads:
