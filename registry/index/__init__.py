@@ -2,7 +2,8 @@
 
 ``records`` holds the record model every store shares, ``store`` the `KeyIndex` API that
 opens the right store for a location, ``sqlite`` the embedded store (one SQLite file, the
-default). Everything a caller needs is importable from here::
+default).
+Everything a caller needs is importable from here::
 
     from registry.index import KeyIndex, ConfigUse
     with KeyIndex("index.sqlite") as index:
@@ -18,6 +19,8 @@ from registry.index.records import (
     EventRecord,
     FieldChange,
     HashPrefixError,
+    HostHead,
+    HostRecord,
     IndexCorruptError,
     IndexMissingError,
     IndexRefusedError,
@@ -41,6 +44,8 @@ __all__ = [
     "EventRecord",
     "FieldChange",
     "HashPrefixError",
+    "HostHead",
+    "HostRecord",
     "IndexCorruptError",
     "IndexMissingError",
     "IndexRefusedError",

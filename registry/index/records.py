@@ -1,10 +1,16 @@
 """The record model of the key index, shared by every store: what is written and what is read.
 
-A store (``sqlite.py``; a PostgreSQL one can sit beside it) takes batches of `ConfigUse` and
-`NewEvent`, and gives back `ConfigRecord`, `ConfigSummary`, `EventRecord`, `RecentProfile`
-and `Drift`. `plan_batch` is the one place that decides what a batch changes (new configs,
-use counts, profile heads, drift), so every store merges writes the same way. The errors
-below are the ones every store raises, so callers never see a driver's exception.
+A store (``sqlite.py``, ``postgres.py``) takes batches of `ConfigUse` and `NewEvent`, and
+gives back `ConfigRecord`, `ConfigSummary`, `EventRecord`, `RecentProfile`, `Drift`,
+`HostHead` and `HostRecord`. `plan_batch` is the one place that decides what a batch changes
+(new configs, use counts, profile heads, drift, hosts), so every store merges writes the
+same way. The errors below are the ones every store raises, so callers never see a driver's
+exception.
+
+Every write names the host it came from (``socket.gethostname()``, or ``$CLIENTREG_HOSTNAME``
+where the machine's name says nothing, as in a container): a config lists the hosts that
+used it, and a profile's head is kept per host, so a change on one host is that host's
+drift, and hosts that disagree at the same time are a fleet's drift (`registry.index.fleet`).
 
 Events are coalesced: the same event (config, profile, kind, host, pid, detail) repeated
 within one UTC day is one row with a ``count`` and its first and last ``time``, so a client
@@ -14,6 +20,7 @@ built and evicted 10,000 times an hour costs one row per day, not 10,000.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import socket
@@ -67,9 +74,17 @@ class HashPrefixError(KeyIndexError, LookupError):
 # ---- what is written ---------------------------------------------------------------------------
 
 
+HOSTNAME_ENV: Final = "CLIENTREG_HOSTNAME"
+"""The variable that names this host in the index instead of ``socket.gethostname()``."""
+
+
 @functools.cache
-def _hostname() -> str:
+def _machine_name() -> str:
     return socket.gethostname()  # once per process: a write carries it on every event
+
+
+def _hostname() -> str:
+    return os.environ.get(HOSTNAME_ENV) or _machine_name()
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +169,17 @@ def event_window(at: float) -> int:
     return int(at // EVENT_WINDOW * EVENT_WINDOW)
 
 
+def event_id(event: NewEvent) -> str:
+    """The id of ``event``'s row: the start of its window (19 digits of nanoseconds), then a digest of its identity.
+
+    The same event repeated within a window gets the same id whichever process or store
+    writes it, so repeats merge into one row, and an event exported from one index and
+    imported into another keeps its id.
+    """
+    identity = "\x00".join(map(repr, event.identity())).encode("utf-8", "backslashreplace")
+    return f"{int(event_window(event.until) * 1e9):019d}-{hashlib.sha256(identity).hexdigest()[:24]}"
+
+
 def coalesce(events: Iterable[NewEvent]) -> list[NewEvent]:
     """Merge events of the same identity and window, keeping the order of first appearance."""
     merged: dict[tuple[Any, ...], NewEvent] = {}
@@ -216,10 +242,14 @@ def _text(value: Any, name: str) -> str:
     return value
 
 
-def _profiles(value: Any) -> tuple[str, ...]:
+def _names(value: Any, name: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
-        raise BadRowError("profiles is not a list of names")
+        raise BadRowError(f"{name} is not a list of names")
     return tuple(value)
+
+
+def _profiles(value: Any) -> tuple[str, ...]:
+    return _names(value, "profiles")
 
 
 def _object(value: Any, name: str) -> dict[str, Any]:
@@ -244,6 +274,8 @@ class ConfigRecord:
     first_seen: float
     last_seen: float
     uses: int
+    hosts: tuple[str, ...] = ()
+    """The hosts that used it, in the order first seen (empty for rows written before hosts were kept)."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict, the shape of ``--json`` output and of export lines."""
@@ -251,6 +283,7 @@ class ConfigRecord:
             "config_hash": self.config_hash,
             "provider": self.provider,
             "profiles": list(self.profiles),
+            "hosts": list(self.hosts),
             "first_seen": self.first_seen,
             "last_seen": self.last_seen,
             "uses": self.uses,
@@ -273,6 +306,7 @@ class ConfigRecord:
                 _number(row["first_seen"], "first_seen"),
                 _number(row["last_seen"], "last_seen"),
                 _integer(row["uses"], "uses"),
+                _names(row.get("hosts", []), "hosts"),
             )
         except KeyError as exc:
             raise BadRowError(f"no {exc.args[0]}") from None
@@ -384,6 +418,83 @@ class RecentProfile:
     last_seen: float
 
 
+@dataclass(frozen=True, slots=True)
+class HostHead:
+    """The config a profile resolves to on one host: since when, and when last used there."""
+
+    profile: str
+    host: str
+    config_hash: str
+    since: float
+    last_seen: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "profile": self.profile,
+            "host": self.host,
+            "config_hash": self.config_hash,
+            "since": self.since,
+            "last_seen": self.last_seen,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class HostRecord:
+    """A host that wrote to the index: when first and last, and the id of its fingerprint key.
+
+    ``key_id`` is `schemas.fingerprint_key_id()` of its last build (None when unknown): hosts
+    whose ids differ compute different hashes for the same secrets.
+    """
+
+    host: str
+    first_seen: float
+    last_seen: float
+    key_id: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {"host": self.host, "key_id": self.key_id, "first_seen": self.first_seen, "last_seen": self.last_seen}
+
+    @classmethod
+    def from_value(cls, host: str, value: Any) -> HostRecord:
+        """The record of a stored host value ``{"first_seen", "last_seen", "key_id"}``; `BadRowError` if not."""
+        row = _object(value, "the row")
+        key_id = row.get("key_id")
+        try:
+            return cls(
+                host,
+                _number(row["first_seen"], "first_seen"),
+                _number(row["last_seen"], "last_seen"),
+                None if key_id is None else _text(key_id, "key_id"),
+            )
+        except KeyError as exc:
+            raise BadRowError(f"no {exc.args[0]}") from None
+
+
+def host_heads_of(profile: str, head: Any) -> list[HostHead]:
+    """The per-host heads inside a stored profile head (none in a head written before they were kept)."""
+    found = head.get("hosts") if isinstance(head, dict) else None
+    if not isinstance(found, dict):
+        return []
+    out = []
+    for host, value in found.items():
+        try:
+            row = _object(value, "a host's head")
+            out.append(
+                HostHead(
+                    profile,
+                    host,
+                    _text(row["config_hash"], "config_hash"),
+                    _number(row["since"], "since"),
+                    _number(row["last_seen"], "last_seen"),
+                )
+            )
+        except (KeyError, BadRowError):
+            continue  # a damaged entry: the others still count
+    return out
+
+
 # ---- comparing configs ------------------------------------------------------------------------
 
 
@@ -435,9 +546,15 @@ class BatchPlan:
     configs: dict[str, dict[str, Any]]
     """config_hash -> the full ``configs`` value to store; its ``config`` may be canonical JSON text."""
     heads: dict[str, dict[str, Any]]
-    """profile -> ``{"config_hash", "last_seen"}``: the config each profile last resolved to."""
+    """profile -> ``{"config_hash", "last_seen", "hosts": {host: {"config_hash", "since", "last_seen"}}}``.
+
+    ``config_hash`` and ``last_seen``: the config the profile last resolved to on any host;
+    ``hosts``: the config it resolves to on each host, since when, last used when.
+    """
     events: list[NewEvent]
     drifts: list[Drift]
+    hosts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """host -> ``{"first_seen", "last_seen", "key_id"}``: the hosts that wrote, merged with what is stored."""
 
 
 def plan_batch(
@@ -445,16 +562,20 @@ def plan_batch(
     events: Iterable[NewEvent],
     read_config: Callable[[str], dict[str, Any] | None],
     read_head: Callable[[str], dict[str, Any] | None],
+    read_host: Callable[[str], dict[str, Any] | None] = lambda host: None,
 ) -> BatchPlan:
-    """Merge a batch into the stored rows ``read_config`` and ``read_head`` return (None: absent).
+    """Merge a batch into the stored rows ``read_config``, ``read_head`` and ``read_host`` return (None: absent).
 
     Uses are taken in time order, so a profile built on config A and then on B within one
-    batch records one drift, A -> B. A store calls this inside its write transaction and
-    writes what it returns; events are merged into stored rows of the same identity and
-    window by the store.
+    batch records one drift, A -> B. Drift is per host: a profile that resolves to another
+    config than it last did *on the same host* (hosts that disagree with each other are
+    found by `registry.index.fleet`). A head written before heads were kept per host counts
+    as this host's. A store calls this inside its write transaction and writes what it
+    returns; events are merged into stored rows of the same identity and window by the store.
     """
     rows: dict[str, dict[str, Any] | None] = {}
     heads: dict[str, dict[str, Any] | None] = {}
+    hosts: dict[str, dict[str, Any]] = {}
     added: list[NewEvent] = []
     drifts: list[Drift] = []
 
@@ -469,6 +590,7 @@ def plan_batch(
             current = rows[use.config_hash] = {  # the order of ConfigRecord.to_dict, config last
                 "provider": use.provider,
                 "profiles": [],
+                "hosts": [],
                 "first_seen": use.time,
                 "last_seen": use.time,
                 "uses": 0,
@@ -477,8 +599,12 @@ def plan_batch(
             added.append(NewEvent(use.time, use.config_hash, use.profile, "first_seen", use.host, use.pid))
         if use.profile is not None and use.profile not in current["profiles"]:
             current["profiles"].append(use.profile)
+        used_on = current.setdefault("hosts", [])  # a row written before hosts were kept has none
+        if use.host not in used_on:
+            used_on.append(use.host)
         current["uses"] += use.uses
         current["last_seen"] = max(current["last_seen"], use.until)
+        _merge_host(hosts, read_host, use)
         if use.kind is not None:
             build = (use.time, use.config_hash, use.profile, use.kind, use.host, use.pid)
             added.append(NewEvent(*build, use.detail, use.count, use.last_time))
@@ -487,22 +613,53 @@ def plan_batch(
         if use.profile not in heads:
             heads[use.profile] = read_head(use.profile)
         last = heads[use.profile]
+        per_host: dict[str, Any] | None = None if last is None else last.get("hosts")
+        if not isinstance(per_host, dict):
+            per_host = None
+        # This host's head; a head from before heads were kept per host is taken as this host's.
+        mine = per_host.get(use.host) if per_host is not None else last
         if use.kind is not None:
-            if last is not None and last["config_hash"] != use.config_hash:
-                old = row(last["config_hash"])
+            if mine is not None and mine["config_hash"] != use.config_hash:
+                old = row(mine["config_hash"])
                 changes = changed_fields(as_mapping(old["config"]), as_mapping(use.config)) if old is not None else ()
-                drift = Drift(use.profile, last["config_hash"], use.config_hash, tuple(changes))
+                drift = Drift(use.profile, mine["config_hash"], use.config_hash, tuple(changes))
                 drifts.append(drift)
                 detail = {"old_hash": drift.old_hash, "new_hash": drift.new_hash, "fields": [c.field for c in changes]}
                 added.append(NewEvent(use.until, use.config_hash, use.profile, "drift", use.host, use.pid, detail))
             last_seen = use.until if last is None else max(use.until, last["last_seen"])
-            heads[use.profile] = {"config_hash": use.config_hash, "last_seen": last_seen}
-        elif last is not None and last["config_hash"] == use.config_hash and use.uses:
-            last["last_seen"] = max(use.until, last["last_seen"])
+            updated = dict(per_host or {})
+            if mine is not None and mine["config_hash"] == use.config_hash and "since" in mine:
+                updated[use.host] = {**mine, "last_seen": max(use.until, mine["last_seen"])}
+            else:
+                updated[use.host] = {"config_hash": use.config_hash, "since": use.time, "last_seen": use.until}
+            heads[use.profile] = {"config_hash": use.config_hash, "last_seen": last_seen, "hosts": updated}
+        elif last is not None and use.uses:
+            if last["config_hash"] == use.config_hash:
+                last["last_seen"] = max(use.until, last["last_seen"])
+            if per_host is not None and mine is not None and mine["config_hash"] == use.config_hash:
+                mine["last_seen"] = max(use.until, mine["last_seen"])
 
     return BatchPlan(
         {h: r for h, r in rows.items() if r is not None},
         {p: v for p, v in heads.items() if v is not None},
         coalesce([*added, *events]),
         drifts,
+        hosts,
     )
+
+
+def _merge_host(
+    hosts: dict[str, dict[str, Any]], read_host: Callable[[str], dict[str, Any] | None], use: ConfigUse
+) -> None:
+    """Count ``use`` in its host's row: first and last seen, and the fingerprint key id of a build."""
+    found = hosts.get(use.host)
+    if found is None:
+        stored = read_host(use.host)
+        found = hosts[use.host] = (
+            dict(stored) if stored is not None else {"first_seen": use.time, "last_seen": use.until, "key_id": None}
+        )
+    found["first_seen"] = min(found["first_seen"], use.time)
+    found["last_seen"] = max(found["last_seen"], use.until)
+    key_id = use.detail.get("key_id") if use.detail is not None and use.kind is not None else None
+    if isinstance(key_id, str):
+        found["key_id"] = key_id  # uses come in time order: the last build's key wins

@@ -22,7 +22,6 @@ DELETE): ``SqliteDict(path, "configs", flag="r", journal_mode="WAL", decode=json
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import logging
@@ -46,6 +45,8 @@ from registry.index.records import (
     ConfigUse,
     Drift,
     EventRecord,
+    HostHead,
+    HostRecord,
     IndexCorruptError,
     IndexMissingError,
     IndexRefusedError,
@@ -54,9 +55,11 @@ from registry.index.records import (
     NewEvent,
     RecentProfile,
     canonical_order,
+    event_id,
     event_order,
     event_value,
     event_window,
+    host_heads_of,
     plan_batch,
 )
 from registry.index.store import KeyIndex
@@ -76,6 +79,7 @@ APPLICATION_ID: Final = 0x636C7267
 _READABLE = (1, 2)
 _TABLES = ("configs", "events", "meta")
 _PROFILE_KEY = "profile:"
+_HOST_KEY = "host:"
 _DAMAGED_KEY = "damaged:"
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_CANTOPEN = 5, 6, 14
@@ -471,6 +475,7 @@ class SQLiteIndex(KeyIndex):
         # Everything a batch needs is read in three statements and written in three.
         profiles = {u.profile for u in uses if u.profile is not None}
         heads = self._stored("meta", (_PROFILE_KEY + p for p in profiles), _check_head)
+        hosts = self._stored("meta", {_HOST_KEY + u.host for u in uses}, HostRecord.from_value)
         wanted = {u.config_hash for u in uses} | {h["config_hash"] for h in heads.values()}
         configs = self._stored("configs", wanted, ConfigRecord.from_value)
 
@@ -484,8 +489,12 @@ class SQLiteIndex(KeyIndex):
             value = heads.get(_PROFILE_KEY + profile)
             return None if value is None else dict(value)
 
-        plan = plan_batch(uses, extra, read_config, read_head)
-        events = {_event_key(e): e for e in plan.events}
+        def read_host(host: str) -> dict[str, Any] | None:
+            value = hosts.get(_HOST_KEY + host)
+            return None if value is None else dict(value)
+
+        plan = plan_batch(uses, extra, read_config, read_head, read_host)
+        events = {event_id(e): e for e in plan.events}
         for key, value in self._stored("events", events, EventRecord.from_value).items():
             stored, event = EventRecord.from_value(key, value), events[key]
             events[key] = replace(
@@ -496,6 +505,7 @@ class SQLiteIndex(KeyIndex):
             )
         self._put("configs", [(h, _encode_row(row)) for h, row in plan.configs.items()])
         self._put("meta", [(_PROFILE_KEY + p, _encode(v)) for p, v in plan.heads.items()])
+        self._put("meta", [(_HOST_KEY + h, _encode(v)) for h, v in plan.hosts.items()])
         self._put("events", [(key, _encode(event_value(e))) for key, e in events.items()])
         return plan.drifts
 
@@ -627,6 +637,7 @@ class SQLiteIndex(KeyIndex):
                 record.first_seen,
                 record.last_seen,
                 record.uses,
+                record.hosts,
             )
         return record
 
@@ -648,6 +659,7 @@ class SQLiteIndex(KeyIndex):
         since: float | None,
         limit: int | None,
         newest_first: bool,
+        host: str | None = None,
     ) -> list[ConfigRecord]:
         """`list_configs` row by row in Python: the path for an index with rows that are not JSON."""
         records = [
@@ -656,6 +668,7 @@ class SQLiteIndex(KeyIndex):
             if (provider is None or r.provider == provider)
             and (profile is None or profile in r.profiles)
             and (since is None or r.last_seen >= since)
+            and (host is None or host in r.hosts)
         ]
         records.sort(key=lambda r: (r.first_seen, r.config_hash), reverse=True)
         if limit is not None:
@@ -670,6 +683,7 @@ class SQLiteIndex(KeyIndex):
         since: float | None = None,
         limit: int | None = None,
         newest_first: bool = False,
+        host: str | None = None,
     ) -> list[ConfigRecord]:
         """Configs in order of ``first_seen``, filtered in SQLite before any JSON is decoded.
 
@@ -677,7 +691,7 @@ class SQLiteIndex(KeyIndex):
         newest ``limit``. Oldest first unless ``newest_first``. Rows that are not records are
         skipped and reported.
         """
-        where, params = _config_filters(profile, provider, since)
+        where, params = _config_filters(profile, provider, since, host)
         sql = 'SELECT CAST(c.key AS BLOB), CAST(c.value AS BLOB) FROM "configs" AS c' + where
         sql += " ORDER BY json_extract(c.value, '$.first_seen') DESC, c.key DESC"
         if limit is not None:
@@ -693,7 +707,7 @@ class SQLiteIndex(KeyIndex):
                     self._skip("configs", key, exc)
             return records if newest_first else records[::-1]
 
-        return self._careful(fast, lambda: self._filtered(profile, provider, since, limit, newest_first))
+        return self._careful(fast, lambda: self._filtered(profile, provider, since, limit, newest_first, host))
 
     def list_summaries(
         self,
@@ -703,6 +717,7 @@ class SQLiteIndex(KeyIndex):
         since: float | None = None,
         limit: int | None = None,
         newest_first: bool = False,
+        host: str | None = None,
     ) -> list[ConfigSummary]:
         """`list_configs` without the configs: several times faster on a large index.
 
@@ -710,7 +725,7 @@ class SQLiteIndex(KeyIndex):
         and they come back as one JSON array (one decode, not one per row; numbers keep their
         stored text, so no precision is lost).
         """
-        where, params = _config_filters(profile, provider, since)
+        where, params = _config_filters(profile, provider, since, host)
         sql = (
             "SELECT CAST(json_group_array(json_array(c.key, json_extract(c.value, "
             "'$.first_seen', '$.last_seen', '$.uses', '$.provider', '$.profiles'))) AS BLOB) "
@@ -732,7 +747,7 @@ class SQLiteIndex(KeyIndex):
             return summaries
 
         def slow() -> list[ConfigSummary]:
-            records = self._filtered(profile, provider, since, None, True)
+            records = self._filtered(profile, provider, since, None, True, host)
             return [
                 ConfigSummary(r.config_hash, r.provider, r.profiles, r.first_seen, r.last_seen, r.uses) for r in records
             ]
@@ -750,6 +765,7 @@ class SQLiteIndex(KeyIndex):
         provider: str | None = None,
         since: float | None = None,
         limit: int | None = None,
+        host: str | None = None,
     ) -> Iterator[str]:
         """`list_configs` as JSON text, each line the stored row with its hash, never decoded in Python.
 
@@ -758,9 +774,9 @@ class SQLiteIndex(KeyIndex):
         under a second. Rows that are not records are skipped and reported.
         """
         if self._version < 2:
-            yield from super().config_lines(profile=profile, provider=provider, since=since, limit=limit)
+            yield from super().config_lines(profile=profile, provider=provider, since=since, limit=limit, host=host)
             return
-        where, params = _config_filters(profile, provider, since)
+        where, params = _config_filters(profile, provider, since, host)
         sql = (
             f"SELECT CAST(c.key AS BLOB), CAST(c.value AS BLOB), {_CONFIG_SHAPE} "
             f"FROM \"configs\" AS c{where} ORDER BY json_extract(c.value, '$.first_seen') DESC, c.key DESC"
@@ -784,7 +800,7 @@ class SQLiteIndex(KeyIndex):
             return lines[::-1]
 
         def slow() -> list[str]:
-            records = self._filtered(profile, provider, since, limit, False)
+            records = self._filtered(profile, provider, since, limit, False, host)
             return [_encode(r.to_dict()) for r in records]
 
         yield from self._careful(fast, slow)
@@ -839,6 +855,33 @@ class SQLiteIndex(KeyIndex):
         found.sort(key=lambda r: (-r.last_seen, r.profile))
         return found[: max(limit, 0)]
 
+    def host_heads(self, profile: str | None = None) -> list[HostHead]:
+        """The config each profile resolves to on each host (heads written before hosts were kept have none)."""
+        found = []
+        for key, value in self._read(lambda: self._conn.execute(_HEADS_SQL).fetchall()):
+            try:
+                name = _key_text(key)[len(_PROFILE_KEY) :]
+                data = _decode(value)
+                _check_head(name, data)
+            except BadRowError as exc:
+                self._skip("meta", key, exc)
+                continue
+            if profile is None or name == profile:
+                found.extend(host_heads_of(name, data))
+        found.sort(key=lambda h: (h.profile, h.host))
+        return found
+
+    def hosts(self) -> list[HostRecord]:
+        """The hosts that wrote to the index, by name."""
+        found = []
+        for key, value in self._read(lambda: self._conn.execute(_HOSTS_SQL).fetchall()):
+            try:
+                found.append(HostRecord.from_value(_key_text(key)[len(_HOST_KEY) :], _decode(value)))
+            except BadRowError as exc:
+                self._skip("meta", key, exc)
+        found.sort(key=lambda h: h.host)
+        return found
+
     def export(self) -> Iterator[str]:
         """JSON lines, one per config (oldest first) with its ``events`` in order."""
         configs = self._read(lambda: self._filtered(None, None, None, None, False))
@@ -864,6 +907,7 @@ class SQLiteIndex(KeyIndex):
 
 
 _HEADS_SQL = "SELECT CAST(key AS BLOB), CAST(value AS BLOB) FROM \"meta\" WHERE key >= 'profile:' AND key < 'profile;'"
+_HOSTS_SQL = "SELECT CAST(key AS BLOB), CAST(value AS BLOB) FROM \"meta\" WHERE key >= 'host:' AND key < 'host;'"
 
 
 class _CannotOpenShm(Exception):
@@ -914,13 +958,6 @@ def _check_head(key: str, value: Any) -> None:
 
 def _id_prefix(at: float) -> str:
     return f"{int(at * 1e9):019d}"
-
-
-def _event_key(event: NewEvent) -> str:
-    # The window of the last occurrence, then a digest of what makes it this event: the same
-    # event repeated within a window lands on the same row, whichever process writes it.
-    identity = "\x00".join(map(repr, event.identity())).encode("utf-8", "backslashreplace")
-    return f"{_id_prefix(event_window(event.until))}-{hashlib.sha256(identity).hexdigest()[:24]}"
 
 
 def _in_transaction(conn: sqlite3.Connection, work: Callable[[], _T], write: bool) -> _T:
@@ -1084,7 +1121,9 @@ def move_aside(path: Path) -> Path | None:
     return target
 
 
-def _config_filters(profile: str | None, provider: str | None, since: float | None) -> tuple[str, list[Any]]:
+def _config_filters(
+    profile: str | None, provider: str | None, since: float | None, host: str | None = None
+) -> tuple[str, list[Any]]:
     where: list[str] = []
     params: list[Any] = []
     if provider is not None:
@@ -1096,4 +1135,7 @@ def _config_filters(profile: str | None, provider: str | None, since: float | No
     if since is not None:
         where.append("json_extract(c.value, '$.last_seen') >= ?")
         params.append(since)
+    if host is not None:  # rows written before hosts were kept name none
+        where.append("EXISTS (SELECT 1 FROM json_each(c.value, '$.hosts') AS h WHERE h.value = ?)")
+        params.append(host)
     return (" WHERE " + " AND ".join(where) if where else ""), params

@@ -27,6 +27,8 @@ from registry.index.records import (
     Drift,
     EventRecord,
     HashPrefixError,
+    HostHead,
+    HostRecord,
     NewEvent,
     RecentProfile,
 )
@@ -124,11 +126,12 @@ class KeyIndex:
         since: float | None = None,
         limit: int | None = None,
         newest_first: bool = False,
+        host: str | None = None,
     ) -> list[ConfigRecord]:
         """Configs in order of ``first_seen`` (oldest first unless ``newest_first``).
 
-        ``since`` keeps configs used at or after that time (``last_seen``); ``limit`` keeps
-        the newest ``limit``.
+        ``since`` keeps configs used at or after that time (``last_seen``); ``host`` those a
+        host used; ``limit`` keeps the newest ``limit``.
         """
         raise NotImplementedError
 
@@ -140,6 +143,7 @@ class KeyIndex:
         since: float | None = None,
         limit: int | None = None,
         newest_first: bool = False,
+        host: str | None = None,
     ) -> list[ConfigSummary]:
         """`list_configs` without the configs: what a history table needs, much faster on a large index."""
         raise NotImplementedError
@@ -151,6 +155,7 @@ class KeyIndex:
         provider: str | None = None,
         since: float | None = None,
         limit: int | None = None,
+        host: str | None = None,
     ) -> Iterator[str]:
         """`list_configs` (oldest first) as JSON text, one object per config (`ConfigRecord.to_dict`).
 
@@ -158,7 +163,7 @@ class KeyIndex:
         """
         import json
 
-        for record in self.list_configs(profile=profile, provider=provider, since=since, limit=limit):
+        for record in self.list_configs(profile=profile, provider=provider, since=since, limit=limit, host=host):
             yield json.dumps(record.to_dict(), ensure_ascii=False, separators=(",", ":"))
 
     def events(self, config_hash: str) -> list[EventRecord]:
@@ -167,6 +172,14 @@ class KeyIndex:
 
     def recent_profiles(self, limit: int = 20, max_age_seconds: float | None = None) -> list[RecentProfile]:
         """Profiles by when they were last used, newest first, with the config each last resolved to."""
+        raise NotImplementedError
+
+    def host_heads(self, profile: str | None = None) -> list[HostHead]:
+        """The config each profile (or only ``profile``) resolves to on each host, by profile and host."""
+        raise NotImplementedError
+
+    def hosts(self) -> list[HostRecord]:
+        """The hosts that wrote to the index, by name, with their fingerprint key ids."""
         raise NotImplementedError
 
     def export(self) -> Iterator[str]:
