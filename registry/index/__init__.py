@@ -2,7 +2,7 @@
 
 ``records`` holds the record model every store shares, ``store`` the `KeyIndex` API that
 opens the right store for a location, ``sqlite`` the embedded store (one SQLite file, the
-default).
+default), ``postgres`` the fleet store (a ``postgresql://`` URL; imported only then).
 Everything a caller needs is importable from here::
 
     from registry.index import KeyIndex, ConfigUse

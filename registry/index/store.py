@@ -1,7 +1,8 @@
 """``KeyIndex``: the one API of the key index, whichever store holds it.
 
 ``KeyIndex(location)`` opens the store the location names: a file path is the embedded
-SQLite store (`registry.index.sqlite.SQLiteIndex`). A new store subclasses `KeyIndex`,
+SQLite store (`registry.index.sqlite.SQLiteIndex`), a ``postgresql://`` URL the fleet store
+(`registry.index.postgres.PostgresIndex`, which needs the ``[postgres]`` extra). A new store subclasses `KeyIndex`,
 implements the methods that raise ``NotImplementedError`` here with the record model of `registry.index.records` (and
 `plan_batch` for writes, so every store merges a batch the same way), and adds one line to
 `_store_class`.
@@ -37,6 +38,12 @@ _HEX_PREFIX = re.compile(r"[0-9a-f]{4,64}")
 
 
 def _store_class(location: str | os.PathLike[str]) -> type[KeyIndex]:
+    from registry.index.dsn import is_database_url
+
+    if is_database_url(location):
+        from registry.index.dsn import load_postgres_store
+
+        return load_postgres_store()
     from registry.index.sqlite import SQLiteIndex
 
     return SQLiteIndex
