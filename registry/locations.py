@@ -1,9 +1,12 @@
 """Where the key index lives and how long its events are kept: one resolution for the registry and the CLI.
 
-Order: an explicit path, else ``$CLIENTREG_INDEX``, else the settings' ``[index]`` table,
-else ``index.sqlite`` in the user data directory. ``off`` (an explicit path or the
-variable) or ``[index] enabled = false`` turns the index off: the result is None. The
-retention comes from ``[index] retention`` (``CLIENTREG_INDEX__RETENTION``), default 90 days.
+Order: an explicit path, else ``$CLIENTREG_INDEX``, else the settings' ``[index]`` table
+(``url``, else ``path``), else ``index.sqlite`` in the user data directory. Wherever a path
+is accepted, a ``postgresql://`` URL is too: the index is then the fleet store in that
+database (`registry.index.postgres`), and the location is the URL string (a path stays a
+`Path`). ``off`` (an explicit path or the variable) or ``[index] enabled = false`` turns
+the index off: the result is None. The retention comes from ``[index] retention``
+(``CLIENTREG_INDEX__RETENTION``), default 90 days.
 
 >>> resolve_index(None, settings.index)            # IndexLocation(path=..., retention=...) or None
 >>> resolve_index(None, index_table_from_file)     # the settings file read only if needed
@@ -17,7 +20,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Protocol
 
@@ -60,14 +63,32 @@ class PlainIndexTable:
     path: str | None = None
     enabled: bool = True
     retention: str = DEFAULT_RETENTION
+    url: str | None = field(default=None, repr=False)  # may hold a password
 
 
 @dataclass(frozen=True)
 class IndexLocation:
-    """Where the index is, and how many seconds its events are kept (None: for ever)."""
+    """Where the index is (a file's `Path`, or a ``postgresql://`` URL), and how many seconds its events are kept.
 
-    path: Path
+    ``retention`` None: for ever. A URL may hold a password: show `shown`, never ``path``.
+    """
+
+    path: Path | str
     retention: float | None
+
+    @property
+    def shown(self) -> str:
+        """The location as shown to users: a path, or the URL without its password."""
+        from registry.index.dsn import shown_location
+
+        return shown_location(self.path)
+
+
+def _location(text: str | os.PathLike[str]) -> Path | str:
+    """A ``postgresql://`` URL as it is, anything else as a `Path`."""
+    from registry.index.dsn import is_database_url
+
+    return text.strip() if isinstance(text, str) and is_database_url(text) else Path(text).expanduser()
 
 
 def parse_duration(text: str) -> float:
@@ -120,17 +141,20 @@ def resolve_index(
                 table = settings_index
         return table
 
-    path: Path | None
+    path: Path | str | None
     if index_path is not None:
-        path = None if str(index_path).lower() == "off" else Path(index_path)
+        path = None if str(index_path).lower() == "off" else _location(index_path)
     elif named := os.environ.get(INDEX_ENV):
-        path = None if named.lower() in _OFF else Path(named)
+        path = None if named.lower() in _OFF else _location(named)
     else:
         found = settings_table()
+        url = getattr(found, "url", None)
         if found is not None and not found.enabled:
             path = None
+        elif url:
+            path = _location(url)
         elif found is not None and found.path:
-            path = Path(found.path).expanduser()
+            path = _location(found.path)
         else:
             from schemas._paths import user_data_dir
 
@@ -143,8 +167,8 @@ def resolve_index(
 def resolve_index_path(
     index_path: str | os.PathLike[str] | None = None,
     settings_index: IndexTable | Callable[[], IndexTable | None] | None = None,
-) -> Path | None:
-    """The path of `resolve_index`, or None when the index is off."""
+) -> Path | str | None:
+    """The location of `resolve_index` (a `Path`, or a ``postgresql://`` URL), or None when the index is off."""
     location = resolve_index(index_path, settings_index)
     return None if location is None else location.path
 
@@ -169,7 +193,7 @@ def index_table_from_file(path: str | os.PathLike[str] | None = None) -> PlainIn
 
     The file is found as `schemas.load_settings` finds it (``path``, ``$CLIENTREG_SETTINGS``,
     ``./clientreg.toml``, the user config dir) and read only if it is a regular file of a sane
-    size (never a FIFO or a device); ``CLIENTREG_INDEX__PATH``, ``__ENABLED`` and
+    size (never a FIFO or a device); ``CLIENTREG_INDEX__PATH``, ``__URL``, ``__ENABLED`` and
     ``__RETENTION`` override it, as they do in `load_settings`. A file that cannot be read or
     parsed counts as no file, with one warning: a settings object passed to the registry
     needs no settings file, and a bad one is reported in full where its profiles are used.
@@ -193,7 +217,7 @@ def index_table_from_file(path: str | os.PathLike[str] | None = None) -> PlainIn
         found = data.get("index")
         if isinstance(found, dict):
             table = found
-    for name in ("path", "retention"):
+    for name in ("path", "url", "retention"):
         value = os.environ.get(f"{INDEX_ENV}__{name.upper()}")
         if value is not None:
             table[name] = value
@@ -203,6 +227,9 @@ def index_table_from_file(path: str | os.PathLike[str] | None = None) -> PlainIn
     if not table:
         return None
     path_value, enabled, retention = table.get("path"), table.get("enabled", True), table.get("retention")
+    url_value = table.get("url")
+    if isinstance(url_value, str) and isinstance(path_value, str) and url_value.strip() and path_value.strip():
+        _warn_once("url-and-path", "clientreg: [index] sets both url and path; using url (set only one)")
     if retention is not None and not isinstance(retention, str):
         _warn_once(
             f"retention:{retention!r}",
@@ -213,4 +240,5 @@ def index_table_from_file(path: str | os.PathLike[str] | None = None) -> PlainIn
         path=path_value if isinstance(path_value, str) else None,
         enabled=enabled if isinstance(enabled, bool) else True,
         retention=retention if isinstance(retention, str) else DEFAULT_RETENTION,
+        url=url_value if isinstance(url_value, str) and url_value.strip() else None,
     )

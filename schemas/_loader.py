@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, NamedTuple
 
-from pydantic import Field, PrivateAttr, ValidationError, field_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 from pydantic_settings import (
@@ -64,12 +64,32 @@ class IndexSettings(SettingsModel):
     """The ``[index]`` table: where the key index lives and whether it is kept at all."""
 
     path: str | None = None
+    url: str | None = Field(default=None, repr=False)
+    """A ``postgresql://`` URL: the index is then the fleet store in that database (``[postgres]`` extra).
+
+    Not shown in repr, as it may hold a password (better: ``PGPASSWORD`` or ``~/.pgpass``).
+    """
     enabled: bool = True
     retention: str = "90d"
     """How long the index keeps events: a duration (``90d``, ``12h``, ``30m``) or ``"forever"``.
 
     Older events are removed by the recorder; configs, their profiles and use counts stay.
     """
+
+    @field_validator("url")
+    @classmethod
+    def _url_is_postgresql(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not value.strip().lower().startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL (a file goes in [index] path)")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _one_location(self) -> IndexSettings:
+        if self.url is not None and self.path:
+            raise ValueError("set [index] url or [index] path, not both")
+        return self
 
     @field_validator("retention")
     @classmethod
