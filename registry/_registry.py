@@ -154,9 +154,10 @@ class Registry:
     ``max_clients`` bounds the sync clients, and separately the async clients, evicting the
     least recently handed out. ``max_idle`` (seconds) forgets clients not handed out for that
     long; `prune` does it on demand. The key index (``index_path``, else ``$CLIENTREG_INDEX``,
-    else the settings' ``[index] path``, else the user data dir; ``"off"`` disables it) is
-    written in the background. ``warm_start=True`` pre-builds, in the background, the clients
-    of the profiles the index shows were used most recently.
+    else the settings' ``[index] url`` or ``path``, else the user data dir; a file path or a
+    ``postgresql://`` URL; ``"off"`` disables it) is written in the background.
+    ``warm_start=True`` pre-builds, in the background, the clients of the profiles the index
+    shows were used most recently.
 
     After `close`, the registry refuses to hand out clients (`RegistryClosedError`).
     """
@@ -387,8 +388,8 @@ class Registry:
         return self._closed
 
     @property
-    def index_path(self) -> Path | None:
-        """Where this registry's key index lives, or None when the index is off."""
+    def index_path(self) -> Path | str | None:
+        """Where this registry's key index lives (a file, or a ``postgresql://`` URL without its password), or None."""
         recorder = self._recorder_or_none()
         return None if recorder is None else recorder.path
 

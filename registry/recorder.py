@@ -59,6 +59,8 @@ from registry.index import (
     RecentProfile,
     move_aside,
 )
+from registry.index.dsn import is_database_url, shown_location
+from registry.index.records import current_host
 
 if TYPE_CHECKING:
     from schemas import ProviderSettings
@@ -218,9 +220,10 @@ class _Core:
     """The recorder's state and thread. Holds no reference to the IndexRecorder, so it can be collected."""
 
     def __init__(
-        self, path: Path, flush_interval: float, busy_timeout: float, retention: float | None, max_pending: int
+        self, path: Path | str, flush_interval: float, busy_timeout: float, retention: float | None, max_pending: int
     ) -> None:
-        self.path = path
+        self.path = path  # a file, or a postgresql:// URL (which may hold a password: messages use `shown`)
+        self.shown = shown_location(path)
         self.flush_interval = flush_interval
         self.busy_timeout = busy_timeout
         self.retention = retention
@@ -251,7 +254,7 @@ class _Core:
         self.disabled = False  # the index was refused (not ours, newer version): stop recording
         self.warned = False  # one warning per recorder (and per forked child)
         self.bound_warned = False
-        self.recovered = False
+        self.fleet_checked = False  # the fingerprint key ids of other hosts compared with ours
         self.last_trim = -_TRIM_EVERY
 
     # ---- called from the registry's threads ----
@@ -434,7 +437,7 @@ class _Core:
                     "clientreg: more than %d records waited for the key index %s; the oldest are dropped and "
                     "counted (IndexRecorder.stats()) while it is written more slowly than clients churn",
                     self.max_pending,
-                    self.path,
+                    self.shown,
                 )
             if stopping:
                 self._finish(ok)
@@ -458,7 +461,7 @@ class _Core:
                 "clientreg: %d uses and %d events were not written to the key index %s before close (%s)",
                 lost_uses,
                 lost_events,
-                self.path,
+                self.shown,
                 self.last_error or "not written in time",
             )
         if self.index is not None:
@@ -545,9 +548,13 @@ class _Core:
             self.written_events += batch.events_count()
             for drift in drifts:
                 logger.warning("clientreg: %s", drift.describe())
-            if self.warned and not self.recovered:
-                self.recovered = True
-                logger.info("clientreg: key index %s is writable again; pending records written", self.path)
+            if self.warned and not self.disabled:
+                # The outage is over: say so, and warn again (once) if another one comes.
+                self.warned = False
+                logger.info("clientreg: key index %s is writable again; pending records written", self.shown)
+            if not self.fleet_checked:
+                self.fleet_checked = True
+                self._check_fleet_key()
         with self.cond:
             for tracked, _, total in batch.items:
                 tracked.written = max(tracked.written, total)
@@ -597,18 +604,35 @@ class _Core:
         self.index.deadline = self.deadline  # read now: close() may have set it while the file was opened
         return self.index
 
+    def _check_fleet_key(self) -> None:
+        """Once per recorder: warn when hosts in the index use another fingerprint key than this one."""
+        from registry.index.fleet import key_mismatch
+
+        index = self.index
+        if index is None:
+            return
+        try:
+            message = key_mismatch(index.hosts(), current_host(), _key_id())
+        except Exception as exc:  # a side check: never let it disturb recording
+            logger.debug("clientreg: could not compare fingerprint key ids: %s", exc)
+            return
+        if message is not None:
+            logger.warning("clientreg: %s", message)
+
     def _apply(self, uses: list[ConfigUse], events: list[NewEvent]) -> list[Drift]:
         index = self._open()
         try:
             drifts = index.apply(uses, events)
         except IndexCorruptError as exc:
+            if not isinstance(self.path, Path):
+                raise
             # Damage found while writing a file opened as our index: move it aside, start anew.
             index.close()
             self.index = None
             moved = move_aside(self.path)
             logger.warning(
                 "clientreg: key index %s is damaged (%s); moved it aside to %s and started a new index",
-                self.path,
+                self.shown,
                 exc,
                 moved.name if moved else "(already moved)",
             )
@@ -669,15 +693,16 @@ class IndexRecorder:
         retention: float | None = DEFAULT_RETENTION,
         max_pending: int = _MAX_PENDING,
     ) -> None:
-        self._core = _Core(Path(path).expanduser(), flush_interval, busy_timeout, retention, max_pending)
+        location = str(path).strip() if is_database_url(path) else Path(path).expanduser()
+        self._core = _Core(location, flush_interval, busy_timeout, retention, max_pending)
         self._finalizer = weakref.finalize(self, _Core.stop_soon, self._core)
         self._finalizer.atexit = False  # _flush_all_at_exit does it, with a bounded wait
         _LIVE.add(self)
 
     @property
-    def path(self) -> Path:
-        """The index file."""
-        return self._core.path
+    def path(self) -> Path | str:
+        """The index file, or the ``postgresql://`` URL of a fleet index without its password."""
+        return self._core.path if isinstance(self._core.path, Path) else self._core.shown
 
     def built(self, settings: ProviderSettings, profile: str | None, *, kind: Kind | None = "built") -> UseCounter:
         """Queue a build record; return the (config_hash, profile)'s counter.
@@ -725,7 +750,7 @@ class IndexRecorder:
     def recent_profiles(self, *, limit: int, max_age: float | None) -> list[RecentProfile]:
         """Profiles last used most recently, newest first (a read-only read; [] when unreadable)."""
         try:
-            with KeyIndex(self.path, read_only=True, busy_timeout=min(self._core.busy_timeout, 0.25)) as index:
+            with KeyIndex(self._core.path, read_only=True, busy_timeout=min(self._core.busy_timeout, 0.25)) as index:
                 return index.recent_profiles(limit, max_age)
         except IndexMissingError:
             return []
@@ -736,12 +761,12 @@ class IndexRecorder:
             return []
 
     def __repr__(self) -> str:
-        return f"IndexRecorder({str(self.path)!r})"
+        return f"IndexRecorder({self._core.shown!r})"
 
 
 _LIVE: weakref.WeakSet[IndexRecorder] = weakref.WeakSet()
 _ABANDONED: list[KeyIndex] = []  # a parent's connections, kept unclosed in a forked child
-_BLOCKED: dict[Path, float] = {}  # files a close found locked, and when: later closes do not wait
+_BLOCKED: dict[Path | str, float] = {}  # files a close found locked, and when: later closes do not wait
 _CLOSING: list[threading.Thread] = []  # threads of closed recorders still finishing their last write
 
 

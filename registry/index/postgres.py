@@ -46,6 +46,7 @@ from psycopg import errors, sql
 from psycopg.rows import TupleRow
 
 from registry.index.dsn import PostgresLocation, parse_postgres_url
+from registry.index.fleet import ImportedConfig, ImportResult
 from registry.index.records import (
     BadRowError,
     ConfigRecord,
@@ -1080,39 +1081,6 @@ class PostgresIndex(KeyIndex):
         """Close the connection (idempotent; in a forked child, the parent's is left to the parent)."""
         with self._lock:
             self._drop_connection()
-
-
-# ---- imports: what `clientreg import` hands the store ---------------------------------------------
-
-
-@dataclass(frozen=True)
-class ImportedConfig:
-    """One exported config to import: the record, its canonical JSON text, and its events."""
-
-    record: ConfigRecord
-    canonical: str
-    events: tuple[EventRecord, ...]
-
-
-@dataclass(frozen=True)
-class ImportResult:
-    """What an import did: configs read and created, uses added, events merged."""
-
-    source: str
-    configs: int = 0
-    created: int = 0
-    uses_added: int = 0
-    events: int = 0
-
-    def plus(self, other: ImportResult) -> ImportResult:
-        """Both results added."""
-        return ImportResult(
-            self.source,
-            self.configs + other.configs,
-            self.created + other.created,
-            self.uses_added + other.uses_added,
-            self.events + other.events,
-        )
 
 
 # ---- helpers --------------------------------------------------------------------------------------

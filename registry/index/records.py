@@ -83,7 +83,8 @@ def _machine_name() -> str:
     return socket.gethostname()  # once per process: a write carries it on every event
 
 
-def _hostname() -> str:
+def current_host() -> str:
+    """The name this process records as its host: ``$CLIENTREG_HOSTNAME``, else ``socket.gethostname()``."""
     return os.environ.get(HOSTNAME_ENV) or _machine_name()
 
 
@@ -105,7 +106,7 @@ class ConfigUse:
     time: float
     uses: int = 0
     kind: Literal["built", "warm"] | None = None
-    host: str = field(default_factory=_hostname)
+    host: str = field(default_factory=current_host)
     pid: int = field(default_factory=os.getpid)
     count: int = 1
     last_time: float | None = None
@@ -129,7 +130,7 @@ class NewEvent:
     config_hash: str
     profile: str | None
     kind: EventKind
-    host: str = field(default_factory=_hostname)
+    host: str = field(default_factory=current_host)
     pid: int = field(default_factory=os.getpid)
     detail: Mapping[str, Any] | None = None
     count: int = 1

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Iterator
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from registry.index.records import (
     ConfigRecord,
@@ -33,6 +33,9 @@ from registry.index.records import (
     NewEvent,
     RecentProfile,
 )
+
+if TYPE_CHECKING:
+    from registry.index.fleet import ImportedConfig, ImportResult
 
 _HEX_PREFIX = re.compile(r"[0-9a-f]{4,64}")
 
@@ -192,6 +195,19 @@ class KeyIndex:
     def export(self) -> Iterator[str]:
         """JSON lines, one per config (oldest first), each with its ``events`` in order."""
         raise NotImplementedError
+
+    def import_records(self, records: Iterable[ImportedConfig], source: str) -> ImportResult:
+        """Merge records exported from another index, as coming from ``source``; safe to repeat.
+
+        Only the PostgreSQL store imports (a fleet gathers hosts' histories); see
+        `registry.index.fleet.read_export` for reading and verifying an export.
+        """
+        from registry.index.records import KeyIndexError
+
+        raise KeyIndexError(
+            f"{self.location} is not a PostgreSQL index: clientreg import writes into a fleet index "
+            "(--index postgresql://...)"
+        )
 
     # ---- lifetime ----
 
