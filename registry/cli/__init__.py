@@ -7,8 +7,13 @@
     clientreg diff A B [--json]            the fields that differ between two configs
     clientreg prune --older-than 30d [--dry-run] [--json]
     clientreg export                       every config and its events, as JSON lines
+    clientreg drift [--profile P] [--since WHEN] [--json]   hosts that disagree on a profile
+    clientreg hosts [--json]               hosts that wrote, and their fingerprint key ids
+    clientreg import FILE [--source NAME]  merge an export into the (PostgreSQL) index
+    clientreg migrate                      create the index or bring its layout up to date
 
-Commands that read the index take ``--index PATH`` (default: where the registry keeps it) and
+Commands that use the index take ``--index PATH`` or ``--index postgresql://...`` (default:
+where the registry keeps it) and
 fail with exit status 1 when there is no index there yet. Exit status 1 is a user error
 (bad settings, unknown hash, missing index), 2 a usage error; messages go to stderr, prefixed
 ``clientreg:``, never with a traceback (set ``CLIENTREG_DEBUG=1`` for one) or a secret.
@@ -30,8 +35,12 @@ from registry.cli.commands import (
     UserError,
     cmd_check,
     cmd_diff,
+    cmd_drift,
     cmd_export,
     cmd_history,
+    cmd_hosts,
+    cmd_import,
+    cmd_migrate,
     cmd_prune,
     cmd_show,
     cmd_warm,
@@ -121,14 +130,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
         description="Check and warm clientreg settings files; read, compare and prune the key index.",
-        epilog="Commands that read the index take --index PATH (default: $CLIENTREG_INDEX, the settings' "
-        "[index] path, else the user data directory).",
+        epilog="Commands that use the index take --index PATH or --index postgresql://... (default: "
+        "$CLIENTREG_INDEX, the settings' [index] url or path, else the user data directory).",
     )
     parser.add_argument("--version", action=_VersionAction, help="print the version and exit")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser, required=True)
 
     index_option = _Parser(add_help=False)
-    index_option.add_argument("--index", metavar="PATH", help="the index file (default: where the registry keeps it)")
+    index_option.add_argument(
+        "--index",
+        metavar="PATH|URL",
+        help="the index file, or a postgresql:// URL (default: where the registry keeps it)",
+    )
     json_option = _Parser(add_help=False)
     json_option.add_argument("--json", action="store_true", help="print a JSON array instead of a table")
 
@@ -154,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="only configs used since WHEN: 30d, 12h, 15m, 45s ago, or an ISO date/time",
     )
     history.add_argument("--limit", metavar="N", type=_positive_int, help="only the N newest configs")
+    history.add_argument("--host", metavar="H", help="only configs this host used")
 
     show = add("show", cmd_show, [index_option, json_option])
     show.add_argument("hash_prefix", metavar="HASH_PREFIX", help="at least 4 hex digits of a config hash")
@@ -173,6 +187,31 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--dry-run", action="store_true", help="list what would be removed; remove nothing")
 
     add("export", cmd_export, [index_option])
+
+    drift = add("drift", cmd_drift, [index_option, json_option])
+    drift.add_argument("--profile", metavar="P", help="only this profile")
+    drift.add_argument(
+        "--since",
+        metavar="WHEN",
+        type=parse_when,
+        help="only hosts that used the profile since WHEN (30d, 12h, or an ISO date/time): who disagrees now",
+    )
+    drift.add_argument(
+        "--exit-code", action="store_true", help="exit with status 3 when a profile drifts (for checks and CI)"
+    )
+
+    add("hosts", cmd_hosts, [index_option, json_option])
+
+    import_ = add("import", cmd_import, [index_option, json_option])
+    import_.add_argument("file", metavar="FILE", help="the output of `clientreg export` (- for stdin)")
+    import_.add_argument(
+        "--source",
+        metavar="NAME",
+        help="what the history is recorded as coming from (default: the hosts in FILE): importing from the same "
+        "source again adds only what grew",
+    )
+
+    add("migrate", cmd_migrate, [index_option])
     return parser
 
 

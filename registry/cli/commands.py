@@ -73,7 +73,9 @@ def _key_status(settings: ProviderSettings) -> tuple[bool, str]:
     return False, f"no key: set {variable}"
 
 
-def _index_path(option: str | None, settings_index: Any = None) -> Path:
+def _index_path(option: str | None, settings_index: Any = None) -> Path | str:
+    """The index location (a `Path` or a ``postgresql://`` URL); its password, if any, is scrubbed from all output."""
+    from registry.index.dsn import location_secrets
     from registry.locations import index_table_from_file, resolve_index_path
 
     path = resolve_index_path(option, settings_index if settings_index is not None else index_table_from_file)
@@ -81,19 +83,26 @@ def _index_path(option: str | None, settings_index: Any = None) -> Path:
         raise UserError(
             "the key index is off (CLIENTREG_INDEX=off or [index] enabled = false): pass --index PATH to read one"
         )
+    SECRETS.update(location_secrets(path))
     return path
 
 
+def _shown(path: Path | str) -> str:
+    from registry.index.dsn import shown_location
+
+    return shown_location(path)
+
+
 @contextmanager
-def _open_index(option: str | None, *, write: bool = False) -> Iterator[KeyIndex]:
+def _open_index(option: str | None, *, write: bool = False, create: bool = False) -> Iterator[KeyIndex]:
     """The index, read-only unless ``write``: reading never creates, moves, migrates or waits for a writer."""
     from registry.index import IndexMissingError, KeyIndex
 
     path = _index_path(option)
     try:
-        index = KeyIndex(path, create=False) if write else KeyIndex(path, read_only=True)
+        index = KeyIndex(path, create=create) if write else KeyIndex(path, read_only=True)
     except IndexMissingError:
-        raise UserError(f"no index at {path} yet: run `clientreg warm` or use the library") from None
+        raise UserError(f"no index at {_shown(path)} yet: run `clientreg warm` or use the library") from None
     try:
         yield index
     finally:
@@ -143,6 +152,9 @@ def cmd_warm(args: argparse.Namespace) -> int:
     path = resolve_index_path(args.index, settings.index)
     if path is not None:
         from registry.index import KeyIndex
+        from registry.index.dsn import location_secrets
+
+        SECRETS.update(location_secrets(path))
 
         with KeyIndex(path) as index:  # creates it, and fails here, clearly, if it cannot
             _note_moved_aside(index)
@@ -200,17 +212,25 @@ def cmd_warm(args: argparse.Namespace) -> int:
         with KeyIndex(path, read_only=True) as index:
             lost = sorted(name for name, h in built.items() if index.get(h) is None)
             total = len(index.list_summaries())
-        text += f"; recorded in {path} ({total} config{'s' * (total != 1)} in the index)\n"
+        text += f"; recorded in {_shown(path)} ({total} config{'s' * (total != 1)} in the index)\n"
         if lost:
             out(text)
-            raise UserError(f"profiles built but not recorded in {path}: {', '.join(lost)} (see the warning above)")
+            raise UserError(
+                f"profiles built but not recorded in {_shown(path)}: {', '.join(lost)} (see the warning above)"
+            )
     out(text)
     return 1 if failed else 0
 
 
 def cmd_history(args: argparse.Namespace) -> int:
     """Configs in the order they were first seen (newest last), with their profiles and uses."""
-    filters = {"profile": args.profile, "provider": args.provider, "since": args.since, "limit": args.limit}
+    filters = {
+        "profile": args.profile,
+        "provider": args.provider,
+        "since": args.since,
+        "limit": args.limit,
+        "host": args.host,
+    }
     with _open_index(args.index) as index:
         if args.json:
             out_json_lines(index.config_lines(**filters))
@@ -268,6 +288,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         ("config", record.config_hash),
         ("provider", printable(record.provider)),
         ("profiles", printable(", ".join(record.profiles)) or "-"),
+        ("hosts", printable(", ".join(record.hosts)) or "-"),
         ("uses", str(record.uses)),
         ("first seen", format_time(record.first_seen)),
         ("last seen", format_time(record.last_seen)),
@@ -363,4 +384,128 @@ def cmd_export(args: argparse.Namespace) -> int:
         write = sys.stdout.write
         for line in index.export():
             write(line + "\n")
+    return 0
+
+
+# ---- fleet commands ------------------------------------------------------------------------------
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    """Profiles that resolve to different configs on different hosts at the same time, and the fields that differ."""
+    from registry.index.fleet import fleet_drift
+
+    with _open_index(args.index) as index:
+        heads = index.host_heads(args.profile)
+        drifts = fleet_drift(heads, index.get, since=args.since)
+        key_ids = {h.key_id for h in index.hosts() if h.key_id is not None}
+        where = index.location
+    if args.json:
+        out(json_array(d.to_dict() for d in drifts))
+        return 3 if drifts and args.exit_code else 0
+    hosts = len({h.host for h in heads})
+    if not drifts:
+        scope = f"profile {printable(args.profile)!r}" if args.profile else "every profile"
+        out(f"no drift: {scope} resolves to one config on all {hosts} host{'s' * (hosts != 1)} in {where}\n")
+        return 0
+    rows = []
+    for drift in drifts:
+        for n, entry in enumerate(drift.configs):
+            if n == 0:
+                differs = "(reference: most hosts)"
+            elif not entry.known:
+                differs = "(config no longer in the index)"
+            else:
+                differs = ", ".join(f"{c.field} {value_text(c.old)} -> {value_text(c.new)}" for c in entry.changes)
+            rows.append(
+                (
+                    drift.profile,
+                    entry.config_hash[:12],
+                    ", ".join(entry.hosts),
+                    format_time(entry.since),
+                    format_time(entry.last_seen),
+                    differs or "-",
+                )
+            )
+    count = len(drifts)
+    text = (
+        f"{count} profile{'s' * (count != 1)} resolve{'s' * (count == 1)} to different configs on different hosts:\n\n"
+    )
+    text += render_table(["PROFILE", "CONFIG", "HOSTS", "SINCE", "LAST SEEN", "DIFFERS FROM THE REFERENCE"], rows)
+    if len(key_ids) > 1:
+        text += (
+            f"\nnote: hosts use {len(key_ids)} fingerprint keys (clientreg hosts): secrets fingerprint differently "
+            "on them, so their hashes differ even where the settings are the same\n"
+        )
+    out(text)
+    return 3 if args.exit_code else 0
+
+
+def cmd_hosts(args: argparse.Namespace) -> int:
+    """The hosts that wrote to the index, when, and the id of the fingerprint key each uses."""
+    from collections import Counter
+
+    with _open_index(args.index) as index:
+        hosts = index.hosts()
+        where = index.location
+    if args.json:
+        out(json_array(h.to_dict() for h in hosts))
+        return 0
+    if not hosts:
+        out(f"no hosts recorded in {where}\n")
+        return 0
+    counts = Counter(h.key_id for h in hosts if h.key_id is not None)
+    common = counts.most_common(1)[0][0] if counts else None
+    rows = [
+        (
+            h.host,
+            h.key_id or "-",
+            format_time(h.first_seen),
+            format_time(h.last_seen),
+            "another fingerprint key than most hosts" if len(counts) > 1 and h.key_id not in (None, common) else "",
+        )
+        for h in hosts
+    ]
+    out(render_table(["HOST", "KEY ID", "FIRST SEEN", "LAST SEEN", "NOTE"], rows))
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Merge a `clientreg export` (a host's history) into the index; importing it again adds nothing twice."""
+    from registry.index.fleet import default_source, read_export
+
+    name = "<stdin>" if args.file == "-" else args.file
+    try:
+        if args.file == "-":
+            imported = read_export(sys.stdin, name)
+        else:
+            with open(args.file, encoding="utf-8") as file:
+                imported = read_export(file, name)
+    except OSError as exc:
+        raise UserError(f"cannot read {name}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{name} is not UTF-8 text (is this the output of clientreg export?)") from None
+    source = args.source or default_source(imported, Path(name).name)
+    with _open_index(args.index, write=True, create=True) as index:
+        result = index.import_records(imported, source)
+        where = index.location
+    if args.json:
+        out(json.dumps({**result.to_dict(), "index": where}, separators=(",", ":")) + "\n")
+        return 0
+    out(
+        f"imported {result.configs} config{'s' * (result.configs != 1)} from {printable(name)} into {where} "
+        f"as source {printable(source)!r}: {result.created} new, {result.uses_added} uses added, "
+        f"{result.events} events merged\n"
+    )
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Create the index, or bring its layout up to date (run once as the owner where the app's role may not)."""
+    from registry.index import KeyIndex
+
+    path = _index_path(args.index)
+    with KeyIndex(path) as index:
+        version = getattr(index, "schema_version", None)
+        where = index.location
+    out(f"{where}: clientreg index, schema version {version}\n")
     return 0
