@@ -10,6 +10,7 @@ import pytest
 
 from schemas._fingerprint import _Key, fingerprint_key_id, reset_fingerprint_key
 from tests.fake_server import FakeServer
+from tests.postgres_helpers import Schema, schema
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -60,3 +61,13 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("CLIENTREG_FINGERPRINT_KEY", TEST_FINGERPRINT_KEY)
     if fingerprint_key_id() != _TEST_KEY_ID:  # a test left another key loaded: start afresh
         reset_fingerprint_key()
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[Schema]:
+    """A PostgreSQL schema of the test's own on the real server, dropped afterwards.
+
+    Skipped, with the reason shown, when no server answers; under ``CI=true`` that fails.
+    """
+    with schema() as made:
+        yield made

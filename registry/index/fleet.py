@@ -160,27 +160,23 @@ def fleet_drift(
 
 
 def key_mismatch(hosts: Iterable[HostRecord], this_host: str, key_id: str) -> str | None:
-    """A warning when the fingerprint key this host uses is not the one the other hosts in the index use.
+    """A warning when the fingerprint key this host uses is not the fleet's; None when it is.
 
-    The fleet's key is the one most other hosts recorded; None when this host uses it (or no
-    other host recorded one).
+    The fleet's key is the one most hosts recorded (this host counted with ``key_id``); a
+    host on a key that is not the only most common one is warned.
     """
     others = [h for h in hosts if h.host != this_host and h.key_id is not None]
-    if not others:
-        return None
-    counts = Counter(h.key_id for h in others)
-    fleet_id = counts.most_common(1)[0][0]
-    if fleet_id == key_id and counts[key_id] > len(others) - counts[key_id]:
-        return None
-    if all(h.key_id == key_id for h in others):
+    counts = Counter([key_id, *(h.key_id for h in others)])
+    ranked = counts.most_common()
+    if ranked[0][0] == key_id and (len(ranked) == 1 or ranked[1][1] < ranked[0][1]):
         return None
     differing = sorted(h.host for h in others if h.key_id != key_id)
     named = ", ".join(ascii(n)[1:-1] for n in differing[:5]) + (", ..." if len(differing) > 5 else "")
     return (
         f"this host ({ascii(this_host)[1:-1]}) computes fingerprints with key id {key_id}, but {len(differing)} of "
-        f"{len(others)} other hosts in the key index use another ({named}; most use {fleet_id}): config hashes "
-        "of settings with secrets will not match between them. Set CLIENTREG_FINGERPRINT_KEY to the same value "
-        "on every host (docs/security.md)"
+        f"{len(others)} other hosts in the key index use another ({named}; the most common is {ranked[0][0]}): "
+        "config hashes of settings with secrets will not match between them. Set CLIENTREG_FINGERPRINT_KEY to "
+        "the same value on every host (docs/security.md)"
     )
 
 

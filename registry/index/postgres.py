@@ -409,7 +409,9 @@ class PostgresIndex(KeyIndex):
         limit = time.monotonic() + self._retry_for
         delay = 0.02
         with self._lock:
+            reconnected = False
             while True:
+                reused = self._conn is not None and not self._conn.closed and not self._conn.broken
                 try:
                     return self._transaction(self._connection(), work, write=write)
                 except _RETRIED as exc:
@@ -422,6 +424,20 @@ class PostgresIndex(KeyIndex):
                     raise IndexUnavailableError(
                         f"cannot use the clientreg index at {self.location}: {self._reason(exc)}"
                     ) from None
+                except psycopg.OperationalError as exc:
+                    conn = self._conn
+                    lost = conn is None or conn.closed or conn.broken
+                    if lost and reused and not reconnected:
+                        # An idle connection the server dropped (a restart, pg_terminate_backend, an
+                        # idle timeout): nothing of this transaction was kept, so run it once more on
+                        # a new one rather than report an outage that is already over.
+                        logger.debug(
+                            "clientreg: reconnecting to the key index %s: %s", self.location, self._reason(exc)
+                        )
+                        self._drop_connection()
+                        reconnected = True
+                        continue
+                    raise self._error(exc) from None
                 except psycopg.Error as exc:
                     raise self._error(exc) from None
 
@@ -771,7 +787,8 @@ class PostgresIndex(KeyIndex):
             gone = sorted(h for (h,) in rows)
             if gone:
                 for table in ("events", "profiles", "profile_heads", "imports"):
-                    cur.execute(self._sql(f"DELETE FROM {{s}}.{table} WHERE config_hash = ANY(%s)"), (gone,))
+                    statement = sql.SQL("DELETE FROM {s}.{t} WHERE config_hash = ANY(%s)")
+                    cur.execute(statement.format(s=self._s, t=sql.Identifier(table)), (gone,))
             return gone
 
         return self._run(candidates, write=False) if dry_run else self._run(remove, write=True)

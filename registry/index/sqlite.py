@@ -477,6 +477,7 @@ class SQLiteIndex(KeyIndex):
         heads = self._stored("meta", (_PROFILE_KEY + p for p in profiles), _check_head)
         hosts = self._stored("meta", {_HOST_KEY + u.host for u in uses}, HostRecord.from_value)
         wanted = {u.config_hash for u in uses} | {h["config_hash"] for h in heads.values()}
+        wanted |= {h.config_hash for key, value in heads.items() for h in host_heads_of(key, value)}
         configs = self._stored("configs", wanted, ConfigRecord.from_value)
 
         def read_config(config_hash: str) -> dict[str, Any] | None:
