@@ -729,6 +729,16 @@ class PostgresIndex(KeyIndex):
             time.sleep(min(remaining, delay))
             delay = min(delay * 2, 1.0)
 
+    def _final_status(self, xid: str) -> str | None:
+        """The status of transaction ``xid``, waiting (within the time allowed) while its session finishes it."""
+        limit = time.monotonic() + self._retry_for
+        deadline = limit if self.deadline is None else min(limit, self.deadline)
+        while True:
+            status = self._xact_status(xid)
+            if status != "in progress" or time.monotonic() >= deadline:
+                return status
+            time.sleep(0.05)
+
     def _xact_status(self, xid: str) -> str | None:
         def ask(cur: psycopg.Cursor[TupleRow]) -> str | None:
             found = cur.execute("SELECT pg_xact_status(%s::xid8)", (xid,)).fetchone()
@@ -748,7 +758,7 @@ class PostgresIndex(KeyIndex):
         """
         settled: list[_InDoubt] = []
         for doubt in self._in_doubt:
-            status = self._xact_status(doubt.xid)  # raises while the server is still away
+            status = self._final_status(doubt.xid)  # raises while the server is still away
             if status == "committed":
                 uses, events = _without(uses, events, doubt)
                 settled.append(doubt)
