@@ -63,6 +63,7 @@ from registry.index.records import (
     IndexVersionError,
     NewEvent,
     RecentProfile,
+    canonical_order,
     coalesce,
     event_id,
     event_order,
@@ -1206,7 +1207,9 @@ def _config_line(row: Sequence[Any]) -> str:
 
 def _event_record(row: Sequence[Any]) -> EventRecord:
     event, at, config_hash, profile, kind, host, pid, detail, count, last_time = row
-    return EventRecord(event, at, config_hash, profile, kind, host, pid, detail, count, last_time)
+    # A JSONB object lists its keys by length: give them in sorted order, as every store does.
+    shown = None if detail is None else canonical_order(detail)
+    return EventRecord(event, at, config_hash, profile, kind, host, pid, shown, count, last_time)
 
 
 def _without(uses: list[ConfigUse], events: list[NewEvent], done: _InDoubt) -> tuple[list[ConfigUse], list[NewEvent]]:

@@ -383,7 +383,7 @@ class EventRecord:
                 _text(row["kind"], "kind"),
                 _text(row.get("host", ""), "host"),
                 _integer(row.get("pid", 0), "pid"),
-                None if detail is None else _object(detail, "detail"),
+                None if detail is None else canonical_order(_object(detail, "detail")),
                 _integer(row.get("count", 1), "count"),
                 None if last_time is None else _number(last_time, "last_time"),
             )
