@@ -502,7 +502,7 @@ class PostgresIndex(KeyIndex):
         profiles = sorted({u.profile for u in uses if u.profile is not None})
         keys = sorted({_lock_key(self.schema, p) for p in profiles})
         if keys:  # one order for every writer: heads are read and written under these locks only
-            cur.execute("SELECT pg_advisory_xact_lock(%s, k) FROM unnest(%s::int4[]) AS k", (LOCK_CLASS, keys))
+            cur.execute("SELECT pg_advisory_xact_lock(%s, k) FROM unnest(%b::int4[]) AS k", (LOCK_CLASS, keys))
         heads = self._read_heads(cur, profiles, sorted({u.host for u in uses}))
         configs = self._read_configs(
             cur, {u.config_hash for u in uses} | {h["config_hash"] for h in heads.values()} | _head_hashes(heads)
@@ -544,24 +544,28 @@ class PostgresIndex(KeyIndex):
             found["uses"] += use.uses
         if not merged:
             return set()
-        rows = [
-            (
-                config_hash,
-                m["provider"],
-                m["canonical"],
-                None if "\\u0000" in m["canonical"] else m["canonical"],  # jsonb cannot hold NUL; text can
-                m["profiles"],
-                m["hosts"],
-                m["first"],
-                m["last"],
-                m["uses"],
-            )
-            for config_hash, m in sorted(merged.items())
-        ]
+        ordered = sorted(merged.items())  # every writer locks rows in hash order: no deadlock between them
+        columns = (
+            [h for h, _ in ordered],
+            [m["provider"] for _, m in ordered],
+            [m["canonical"] for _, m in ordered],
+            [None if "\\u0000" in m["canonical"] else m["canonical"] for _, m in ordered],  # jsonb cannot hold NUL
+            [_encode(m["profiles"]) for _, m in ordered],
+            [_encode(m["hosts"]) for _, m in ordered],
+            [m["first"] for _, m in ordered],
+            [m["last"] for _, m in ordered],
+            [m["uses"] for _, m in ordered],
+        )
         statement = self._sql(
             "INSERT INTO {s}.configs AS c "
             "(config_hash, provider, canonical, config, profiles, hosts, first_seen, last_seen, uses) "
-            "VALUES (%s, %s, %s, %s::jsonb, %s, %s, to_timestamp(%s), to_timestamp(%s), %s) "
+            "SELECT t.h, t.p, t.c, t.j::jsonb, "
+            "ARRAY(SELECT jsonb_array_elements_text(t.pr::jsonb)), "
+            "ARRAY(SELECT jsonb_array_elements_text(t.ho::jsonb)), "
+            "to_timestamp(t.f), to_timestamp(t.l), t.u "
+            "FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::float8[], "
+            "%b::float8[], %b::int8[]) AS t (h, p, c, j, pr, ho, f, l, u) "
+            "ORDER BY t.h "
             "ON CONFLICT (config_hash) DO UPDATE SET "
             "uses = c.uses + EXCLUDED.uses, "
             "first_seen = LEAST(c.first_seen, EXCLUDED.first_seen), "
@@ -572,15 +576,9 @@ class PostgresIndex(KeyIndex):
             "WHERE h <> ALL (c.hosts) ORDER BY n) "
             "RETURNING config_hash, (xmax = 0)"
         )
-        # One statement per row, in hash order, pipelined: every writer locks rows in the same order.
-        cur.executemany(statement, rows, returning=True)
-        inserted: set[str] = set()
-        while True:
-            for config_hash, created in cur.fetchall():
-                if created:
-                    inserted.add(config_hash)
-            if not cur.nextset():
-                break
+        # One statement whose rows are inserted in hash order.
+        rows = cur.execute(statement, columns).fetchall()
+        inserted = {config_hash for config_hash, created in rows if created}
         return inserted
 
     def _read_heads(
@@ -631,34 +629,39 @@ class PostgresIndex(KeyIndex):
     def _write_heads(self, cur: psycopg.Cursor[TupleRow], heads: dict[str, dict[str, Any]]) -> None:
         if not heads:
             return
-        cur.executemany(
+        ordered = sorted(heads.items())
+        cur.execute(
             self._sql(
-                "INSERT INTO {s}.profiles AS p (profile, config_hash, last_seen) VALUES (%s, %s, to_timestamp(%s)) "
+                "INSERT INTO {s}.profiles AS p (profile, config_hash, last_seen) "
+                "SELECT t.p, t.h, to_timestamp(t.l) FROM unnest(%b::text[], %b::text[], %b::float8[]) AS t (p, h, l) "
+                "ORDER BY t.p "
                 "ON CONFLICT (profile) DO UPDATE SET config_hash = EXCLUDED.config_hash, last_seen = EXCLUDED.last_seen"
             ),
-            [(profile, head["config_hash"], head["last_seen"]) for profile, head in sorted(heads.items())],
+            _columns([(profile, head["config_hash"], head["last_seen"]) for profile, head in ordered], 3),
         )
         per_host = [
             (profile, host, h["config_hash"], h["since"], h["last_seen"])
-            for profile, head in sorted(heads.items())
+            for profile, head in ordered
             for host, h in sorted(head.get("hosts", {}).items())
         ]
         if per_host:
-            cur.executemany(
+            cur.execute(
                 self._sql(
                     "INSERT INTO {s}.profile_heads AS h (profile, host, config_hash, since, last_seen) "
-                    "VALUES (%s, %s, %s, to_timestamp(%s), to_timestamp(%s)) "
+                    "SELECT t.p, t.o, t.h, to_timestamp(t.s), to_timestamp(t.l) "
+                    "FROM unnest(%b::text[], %b::text[], %b::text[], %b::float8[], %b::float8[]) AS t (p, o, h, s, l) "
+                    "ORDER BY t.p, t.o "
                     "ON CONFLICT (profile, host) DO UPDATE SET config_hash = EXCLUDED.config_hash, "
                     "since = EXCLUDED.since, last_seen = EXCLUDED.last_seen"
                 ),
-                per_host,
+                _columns(per_host, 5),
             )
 
     def _upsert_events(self, cur: psycopg.Cursor[TupleRow], events: list[NewEvent], *, additive: bool) -> None:
         """Merge events into rows of the same id: counts added (or, for an import, the larger kept), times widened."""
         if not events:
             return
-        count = "e.count + EXCLUDED.count" if additive else "GREATEST(e.count, EXCLUDED.count)"
+        count = sql.SQL("e.count + EXCLUDED.count" if additive else "GREATEST(e.count, EXCLUDED.count)")
         rows = sorted(
             (
                 event_id(e),
@@ -674,30 +677,32 @@ class PostgresIndex(KeyIndex):
             )
             for e in events
         )
-        cur.executemany(
-            self._sql(
-                "INSERT INTO {s}.events AS e "
-                "(event_id, config_hash, profile, kind, host, pid, detail, count, time, last_time) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s, to_timestamp(%s), to_timestamp(%s)) "
-                "ON CONFLICT (event_id) DO UPDATE SET count = " + count + ", "
-                "time = LEAST(e.time, EXCLUDED.time), last_time = GREATEST(e.last_time, EXCLUDED.last_time)"
-            ),
-            rows,
-        )
+        statement = sql.SQL(
+            "INSERT INTO {s}.events AS e "
+            "(event_id, config_hash, profile, kind, host, pid, detail, count, time, last_time) "
+            "SELECT t.i, t.h, t.p, t.k, t.o, t.d, t.j::jsonb, t.n, to_timestamp(t.f), to_timestamp(t.l) "
+            "FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::int4[], %b::text[], "
+            "%b::int8[], %b::float8[], %b::float8[]) AS t (i, h, p, k, o, d, j, n, f, l) "
+            "ORDER BY t.i "
+            "ON CONFLICT (event_id) DO UPDATE SET count = {count}, "
+            "time = LEAST(e.time, EXCLUDED.time), last_time = GREATEST(e.last_time, EXCLUDED.last_time)"
+        ).format(s=self._s, count=count)
+        cur.execute(statement, _columns(rows, 10))
 
     def _upsert_hosts(self, cur: psycopg.Cursor[TupleRow], hosts: dict[str, dict[str, Any]]) -> None:
         if not hosts:
             return
-        cur.executemany(
+        cur.execute(
             self._sql(
                 "INSERT INTO {s}.hosts AS h (host, key_id, first_seen, last_seen) "
-                "VALUES (%s, %s, to_timestamp(%s), to_timestamp(%s)) "
+                "SELECT t.o, t.k, to_timestamp(t.f), to_timestamp(t.l) "
+                "FROM unnest(%b::text[], %b::text[], %b::float8[], %b::float8[]) AS t (o, k, f, l) ORDER BY t.o "
                 "ON CONFLICT (host) DO UPDATE SET first_seen = LEAST(h.first_seen, EXCLUDED.first_seen), "
                 "last_seen = GREATEST(h.last_seen, EXCLUDED.last_seen), "
                 "key_id = CASE WHEN EXCLUDED.key_id IS NOT NULL AND EXCLUDED.last_seen >= h.last_seen "
                 "THEN EXCLUDED.key_id ELSE COALESCE(h.key_id, EXCLUDED.key_id) END"
             ),
-            [(host, v["key_id"], v["first_seen"], v["last_seen"]) for host, v in sorted(hosts.items())],
+            _columns([(host, v["key_id"], v["first_seen"], v["last_seen"]) for host, v in sorted(hosts.items())], 4),
         )
 
     # ---- a COMMIT without an answer ----
@@ -880,13 +885,14 @@ class PostgresIndex(KeyIndex):
                         )
                     )
         inserted = self._upsert_configs(cur, uses)
-        cur.executemany(
+        cur.execute(
             self._sql(
-                "INSERT INTO {s}.imports AS i (source, config_hash, uses) VALUES (%s, %s, %s) "
+                "INSERT INTO {s}.imports AS i (source, config_hash, uses) "
+                "SELECT %s, t.h, t.u FROM unnest(%b::text[], %b::int8[]) AS t (h, u) ORDER BY t.h "
                 "ON CONFLICT (source, config_hash) DO UPDATE SET uses = GREATEST(i.uses, EXCLUDED.uses), "
                 "imported_at = now()"
             ),
-            [(source, item.record.config_hash, item.record.uses) for item in batch],
+            (source, *_columns([(item.record.config_hash, item.record.uses) for item in batch], 2)),
         )
         events = [
             NewEvent(
@@ -1127,6 +1133,13 @@ class _CommitInDoubt(Exception):
         super().__init__(xid)
         self.xid = xid
         self.drifts = drifts
+
+
+def _columns(rows: Sequence[Sequence[Any]], width: int) -> tuple[list[Any], ...]:
+    """Rows as ``width`` column lists: one array parameter each, so a batch is one statement and one round trip."""
+    if not rows:
+        return tuple([] for _ in range(width))
+    return tuple(list(column) for column in zip(*rows, strict=True))
 
 
 def _lock_key(schema: str, name: str) -> int:
