@@ -132,7 +132,7 @@ def _pend(entries: dict[str, _Pending], kind: str) -> bool:
 class _Tracked:
     """A (config_hash, profile) built in this process: its count, its pending events, what is written."""
 
-    __slots__ = ("config_hash", "config_json", "count", "pending", "profile", "provider", "reads", "written")
+    __slots__ = ("config_hash", "config_json", "count", "extra", "pending", "profile", "provider", "reads", "written")
 
     def __init__(self, config_hash: str, profile: str | None, provider: str, config_json: str) -> None:
         self.config_hash = config_hash
@@ -142,6 +142,7 @@ class _Tracked:
         self.count = itertools.count()
         self.reads = 0  # next() calls made by total() itself
         self.written = 0  # uses already in the index (or, after fork, the parent's to write)
+        self.extra = 0  # unwritten uses of earlier records of the same key, folded into this one
         self.pending: dict[str, _Pending] = {}  # "built", "warm", "evicted" since the last write
 
     def total(self) -> int:
@@ -150,8 +151,25 @@ class _Tracked:
         self.reads += 1
         return value
 
-    def records(self, pending: dict[str, _Pending], total: int, now: float) -> tuple[list[ConfigUse], list[NewEvent]]:
-        """What to write for ``pending`` events and the uses up to ``total``."""
+    def unwritten(self) -> int:
+        """Uses counted and not yet written (lock held)."""
+        return max(self.total() - self.written, 0) + self.extra
+
+    def fold(self, other: _Tracked) -> None:
+        """Take over what ``other`` (let go, of the same key, not being written) still has to write (lock held)."""
+        self.extra += other.unwritten()
+        for kind, entry in other.pending.items():
+            found = self.pending.get(kind)
+            if found is None:
+                self.pending[kind] = entry
+            else:
+                found.add(entry)
+        other.written, other.extra, other.pending = other.total(), 0, {}
+
+    def records(
+        self, pending: dict[str, _Pending], total: int, now: float, extra: int = 0
+    ) -> tuple[list[ConfigUse], list[NewEvent]]:
+        """What to write for ``pending`` events and the uses up to ``total``, plus ``extra`` folded in."""
         uses: list[ConfigUse] = []
         events: list[NewEvent] = []
         for kind, e in pending.items():
@@ -165,8 +183,8 @@ class _Tracked:
                 built: Kind = "warm" if kind == "warm" else "built"
                 detail = {"key_id": _key_id()}  # hosts whose fingerprint keys differ show up in the index
                 uses.append(self._use(e.first, 0, e.pid, built, count=e.count, last_time=e.last, detail=detail))
-        if total > self.written:
-            uses.append(self._use(now, total - self.written, os.getpid()))
+        if total > self.written or extra:
+            uses.append(self._use(now, max(total - self.written, 0) + extra, os.getpid()))
         return uses, events
 
     def _use(self, at: float, uses: int, pid: int, kind: Kind | None = None, **more: Any) -> ConfigUse:
@@ -208,12 +226,15 @@ class RecorderStats:
 class _Batch:
     """One write: records with what they had pending when taken, and uses counted so far."""
 
-    items: list[tuple[_Tracked, dict[str, _Pending], int]]
+    items: list[tuple[_Tracked, dict[str, _Pending], int, int]]
+    """(record, its pending events, its count so far, uses folded into it) as taken."""
     retired: list[_Tracked]
     orphans: dict[tuple[str, str | None], _Pending]
 
     def events_count(self) -> int:
-        return sum(e.count for _, p, _ in self.items for e in p.values()) + sum(e.count for e in self.orphans.values())
+        return sum(e.count for _, p, _, _ in self.items for e in p.values()) + sum(
+            e.count for e in self.orphans.values()
+        )
 
 
 class _Core:
@@ -240,6 +261,8 @@ class _Core:
         self.live: dict[tuple[str, str | None], _HandleRef] = {}
         self.dirty: dict[int, _Tracked] = {}  # live records with pending events, by id, oldest first
         self.retired: dict[int, _Tracked] = {}  # let go by the registry, not yet written, oldest first
+        self.fold_into: dict[tuple[str, str | None], _Tracked] = {}  # the retired record of a key others join
+        self.in_flight: set[int] = set()  # records of the batch being written (not folded meanwhile)
         self.orphans: dict[tuple[str, str | None], _Pending] = {}  # evictions of records no longer held
         self.thread: threading.Thread | None = None
         self.index: KeyIndex | None = None
@@ -309,13 +332,17 @@ class _Core:
 
     def _mark(self, tracked: _Tracked, kind: str) -> None:
         """Count a build or eviction of a live record (lock held); a new waiting record past the bound is dropped."""
+        if self.released and (len(self.released) >= _HURRY_AT or not self._room()):
+            # Clients churn faster than the thread runs (it may be waiting for a slow write): fold
+            # the records let go into one per key now, so churn alone never fills the bound.
+            self._retire_released()
         if id(tracked) not in self.dirty and not self._room():
             self.dropped_events += 1
             self.cond.notify_all()  # the thread says so, once
             return
         _pend(tracked.pending, kind)
         self.dirty[id(tracked)] = tracked
-        if len(self.dirty) + len(self.retired) >= _HURRY_AT and self.healthy and not self.hurry:
+        if len(self.dirty) + len(self.retired) + len(self.released) >= _HURRY_AT and self.healthy and not self.hurry:
             self.hurry = True
             self.cond.notify_all()
 
@@ -363,10 +390,17 @@ class _Core:
         found.update(self.retired)
         return list(found.values())
 
+    def _forget_retired(self, tracked: _Tracked) -> None:
+        """``tracked`` leaves the retired records (lock held)."""
+        self.retired.pop(id(tracked), None)
+        key = (tracked.config_hash, tracked.profile)
+        if self.fold_into.get(key) is tracked:
+            del self.fold_into[key]
+
     def stats(self) -> RecorderStats:
         with self.cond:
             records = self._all_records()
-            pending_uses = sum(max(t.total() - t.written, 0) for t in records)
+            pending_uses = sum(t.unwritten() for t in records)
             pending_events = sum(e.count for t in records for e in t.pending.values())
             pending_events += sum(e.count for e in self.orphans.values())
             return RecorderStats(
@@ -447,13 +481,12 @@ class _Core:
         """After the last write: count and report what could not be written, and close the index."""
         with self.cond:
             records = self._all_records()
-            lost_uses = sum(max(t.total() - t.written, 0) for t in records)
+            lost_uses = sum(t.unwritten() for t in records)
             lost_events = sum(e.count for t in records for e in t.pending.values())
             lost_events += sum(e.count for e in self.orphans.values())
             for t in records:
-                t.written = t.total()
-                t.pending = {}
-            self.dirty, self.retired, self.orphans = {}, {}, {}
+                t.written, t.extra, t.pending = t.total(), 0, {}
+            self.dirty, self.retired, self.orphans, self.fold_into = {}, {}, {}, {}
             self.dropped_uses += lost_uses
             self.dropped_events += lost_events
         if not ok and (lost_uses or lost_events):
@@ -496,14 +529,23 @@ class _Core:
             if self.live.get(key) is ref:
                 del self.live[key]
             self.dirty.pop(id(tracked), None)
+            # A key that churns (built, evicted, built again) keeps one retired record, not one per
+            # build: memory and writes are bounded by the keys, not by how often they churn. A
+            # record in the batch being written is not folded: its written count is not final yet.
+            target = self.fold_into.get(key)
+            if target is not None and id(tracked) not in self.in_flight:
+                target.fold(tracked)
+                continue
             self.retired[id(tracked)] = tracked
+            if id(tracked) not in self.in_flight:
+                self.fold_into[key] = tracked
         excess = len(self.retired) + len(self.dirty) + len(self.orphans) - self.max_pending
         for tracked in list(self.retired.values())[: max(excess, 0)]:
             # Written more slowly than clients churn, or not at all for long: drop the oldest, counted.
-            total = tracked.total()
-            self.dropped_uses += max(total - tracked.written, 0)
+            self.dropped_uses += tracked.unwritten()
             self.dropped_events += sum(e.count for e in tracked.pending.values())
-            del self.retired[id(tracked)]
+            tracked.written, tracked.extra, tracked.pending = tracked.total(), 0, {}
+            self._forget_retired(tracked)
 
     def _take(self, *, with_live: bool) -> _Batch:
         """The next batch (lock held): the oldest retired records, then live ones with pending events."""
@@ -517,7 +559,9 @@ class _Core:
         items = []
         for tracked in chosen.values():
             pending, tracked.pending = tracked.pending, {}
-            items.append((tracked, pending, tracked.total()))
+            extra, tracked.extra = tracked.extra, 0
+            items.append((tracked, pending, tracked.total(), extra))
+        self.in_flight = set(chosen)
         orphans = dict(itertools.islice(self.orphans.items(), _BATCH))
         for key in orphans:
             del self.orphans[key]
@@ -527,8 +571,8 @@ class _Core:
         now = time.time()
         uses: list[ConfigUse] = []
         events: list[NewEvent] = []
-        for tracked, pending, total in batch.items:
-            more_uses, more_events = tracked.records(pending, total, now)
+        for tracked, pending, total, extra in batch.items:
+            more_uses, more_events = tracked.records(pending, total, now, extra)
             uses.extend(more_uses)
             events.extend(more_events)
         for (config_hash, profile), e in batch.orphans.items():
@@ -556,16 +600,20 @@ class _Core:
                 self.fleet_checked = True
                 self._check_fleet_key()
         with self.cond:
-            for tracked, _, total in batch.items:
+            self.in_flight = set()
+            for tracked, _, total, _ in batch.items:
                 tracked.written = max(tracked.written, total)
             for tracked in batch.retired:
-                self.retired.pop(id(tracked), None)
+                if not tracked.pending and not tracked.extra:  # nothing folded into it meanwhile
+                    self._forget_retired(tracked)
         return True
 
     def _put_back(self, batch: _Batch) -> None:
         """A failed write: its pending events go back to their records, merged with what came meanwhile."""
         with self.cond:
-            for tracked, pending, _ in batch.items:
+            self.in_flight = set()
+            for tracked, pending, _, extra in batch.items:
+                tracked.extra += extra
                 for kind, entry in pending.items():
                     newer = tracked.pending.get(kind)
                     if newer is None:
@@ -585,13 +633,12 @@ class _Core:
         """Recording is off for this file: forget everything, counting it."""
         with self.cond:
             records = self._all_records()
-            self.dropped_uses += sum(max(t.total() - t.written, 0) for t in records)
+            self.dropped_uses += sum(t.unwritten() for t in records)
             self.dropped_events += sum(e.count for t in records for e in t.pending.values())
             self.dropped_events += sum(e.count for e in self.orphans.values())
             for t in records:
-                t.written = t.total()
-                t.pending = {}
-            self.live, self.dirty, self.retired, self.orphans = {}, {}, {}, {}
+                t.written, t.extra, t.pending = t.total(), 0, {}
+            self.live, self.dirty, self.retired, self.orphans, self.fold_into = {}, {}, {}, {}, {}
             self.released.clear()
 
     def _open(self) -> KeyIndex:

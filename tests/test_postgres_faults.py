@@ -427,3 +427,33 @@ def test_without_psycopg_the_error_names_the_extra_and_clients_are_still_handed_
     )
     assert cli.returncode == 1 and "Traceback" not in cli.stderr
     assert "needs psycopg 3" in cli.stderr and "pip install 'clientreg[postgres]'" in cli.stderr
+
+
+def test_a_few_keys_churning_through_an_outage_never_fill_the_bound(created: Schema, proxy: Proxy) -> None:
+    recorder = IndexRecorder(
+        created.at(f"postgres@127.0.0.1:{proxy.port}"), flush_interval=3600, busy_timeout=1.0, max_pending=5
+    )
+    configs = [_settings(n) for n in range(3)]
+    for round_ in range(600):  # built, used, let go and built again, 200 times per key, while the database is down
+        counter = recorder.built(configs[round_ % 3], f"p{round_ % 3}", kind="built")
+        counter.hit()
+        counter.hit()
+        recorder.evicted(configs[round_ % 3].config_hash, f"p{round_ % 3}")
+        del counter
+        if round_ % 50 == 0:
+            gc.collect()
+            assert recorder.flush(5) is False
+    gc.collect()
+    assert recorder.flush(5) is False
+    stats = recorder.stats()
+    assert (stats.dropped_uses, stats.dropped_events, stats.pending_uses) == (0, 0, 1200)
+    proxy.start()
+    assert recorder.flush(30) is True
+    recorder.close()
+    assert [_uses(created, s.config_hash) for s in configs] == [400, 400, 400]
+    with KeyIndex(created.url, read_only=True) as index:
+        for s in configs:
+            counts = {e.kind: 0 for e in index.events(s.config_hash)}
+            for e in index.events(s.config_hash):
+                counts[e.kind] += e.count
+            assert counts == {"first_seen": 1, "built": 200, "evicted": 200}
