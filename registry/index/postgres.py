@@ -43,7 +43,7 @@ from typing import Any, Final, TypeVar, cast
 
 import psycopg
 from psycopg import errors, sql
-from psycopg.rows import TupleRow
+from psycopg.rows import RowFactory, RowMaker, TupleRow, tuple_row
 
 from registry.index.dsn import PostgresLocation, parse_postgres_url
 from registry.index.fleet import ImportedConfig, ImportResult
@@ -174,13 +174,12 @@ _TABLES = frozenset({"configs", "events", "profiles", "profile_heads", "hosts", 
 
 # Columns read back as Unix seconds (float), the record model's times.
 _SUMMARY_COLUMNS = (
-    "config_hash, provider, profiles, extract(epoch FROM first_seen)::float8, "
-    "extract(epoch FROM last_seen)::float8, uses"
+    "config_hash, provider, profiles, date_part('epoch', first_seen), date_part('epoch', last_seen), uses"
 )
 _CONFIG_COLUMNS = _SUMMARY_COLUMNS + ", hosts, canonical"
 _EVENT_COLUMNS = (
-    "event_id, extract(epoch FROM time)::float8, config_hash, profile, kind, host, pid, detail, count, "
-    "extract(epoch FROM last_time)::float8"
+    "event_id, date_part('epoch', time), config_hash, profile, kind, host, pid, detail, count, "
+    "date_part('epoch', last_time)"
 )
 
 
@@ -590,16 +589,15 @@ class PostgresIndex(KeyIndex):
         heads: dict[str, dict[str, Any]] = {}
         for profile, config_hash, last_seen in cur.execute(
             self._sql(
-                "SELECT profile, config_hash, extract(epoch FROM last_seen)::float8 FROM {s}.profiles "
-                "WHERE profile = ANY(%s)"
+                "SELECT profile, config_hash, date_part('epoch', last_seen) FROM {s}.profiles WHERE profile = ANY(%s)"
             ),
             (profiles,),
         ):
             heads[profile] = {"config_hash": config_hash, "last_seen": last_seen, "hosts": {}}
         for profile, host, config_hash, since, last_seen in cur.execute(
             self._sql(
-                "SELECT profile, host, config_hash, extract(epoch FROM since)::float8, "
-                "extract(epoch FROM last_seen)::float8 FROM {s}.profile_heads "
+                "SELECT profile, host, config_hash, date_part('epoch', since), "
+                "date_part('epoch', last_seen) FROM {s}.profile_heads "
                 "WHERE profile = ANY(%s) AND host = ANY(%s)"
             ),
             (profiles, hosts),
@@ -969,6 +967,7 @@ class PostgresIndex(KeyIndex):
         since: float | None,
         limit: int | None,
         host: str | None,
+        row_factory: RowFactory[Any] = tuple_row,
     ) -> list[Any]:
         where, params = self._filters(profile, provider, since, host)
         statement = sql.SQL("SELECT ") + sql.SQL(columns) + self._sql(" FROM {s}.configs") + where
@@ -978,11 +977,12 @@ class PostgresIndex(KeyIndex):
             params.append(min(max(int(limit), 0), _MAX_LIMIT))
 
         def work(cur: psycopg.Cursor[TupleRow]) -> list[Any]:
-            return cur.execute(statement, params).fetchall()
+            with cur.connection.cursor(row_factory=row_factory) as rows:
+                return rows.execute(statement, params).fetchall()
 
-        rows = self._read(work)
-        rows.reverse()  # oldest first
-        return rows
+        found = self._read(work)
+        found.reverse()  # oldest first
+        return found
 
     def list_configs(
         self,
@@ -1010,9 +1010,8 @@ class PostgresIndex(KeyIndex):
         host: str | None = None,
     ) -> list[ConfigSummary]:
         """`list_configs` without the configs: five columns per row, no JSON decoded."""
-        rows = self._select_configs(_SUMMARY_COLUMNS, profile, provider, since, limit, host)
-        summaries = [ConfigSummary(h, p, tuple(names), first, last, uses) for h, p, names, first, last, uses in rows]
-        return summaries[::-1] if newest_first else summaries
+        rows = self._select_configs(_SUMMARY_COLUMNS, profile, provider, since, limit, host, _summary_row)
+        return rows[::-1] if newest_first else rows
 
     def config_lines(
         self,
@@ -1046,7 +1045,7 @@ class PostgresIndex(KeyIndex):
         def work(cur: psycopg.Cursor[TupleRow]) -> list[Any]:
             return cur.execute(
                 self._sql(
-                    "SELECT p.profile, p.config_hash, extract(epoch FROM p.last_seen)::float8 FROM {s}.profiles p "
+                    "SELECT p.profile, p.config_hash, date_part('epoch', p.last_seen) FROM {s}.profiles p "
                     "WHERE EXISTS (SELECT 1 FROM {s}.configs c WHERE c.config_hash = p.config_hash) "
                     "AND (%s::float8 IS NULL OR p.last_seen >= to_timestamp(%s::float8)) "
                     "ORDER BY p.last_seen DESC, p.profile LIMIT %s"
@@ -1062,8 +1061,8 @@ class PostgresIndex(KeyIndex):
         def work(cur: psycopg.Cursor[TupleRow]) -> list[Any]:
             return cur.execute(
                 self._sql(
-                    "SELECT profile, host, config_hash, extract(epoch FROM since)::float8, "
-                    "extract(epoch FROM last_seen)::float8 FROM {s}.profile_heads "
+                    "SELECT profile, host, config_hash, date_part('epoch', since), "
+                    "date_part('epoch', last_seen) FROM {s}.profile_heads "
                     "WHERE %s::text IS NULL OR profile = %s ORDER BY profile, host"
                 ),
                 (profile, profile),
@@ -1077,7 +1076,7 @@ class PostgresIndex(KeyIndex):
         def work(cur: psycopg.Cursor[TupleRow]) -> list[Any]:
             return cur.execute(
                 self._sql(
-                    "SELECT host, extract(epoch FROM first_seen)::float8, extract(epoch FROM last_seen)::float8, "
+                    "SELECT host, date_part('epoch', first_seen), date_part('epoch', last_seen), "
                     "key_id FROM {s}.hosts ORDER BY host"
                 )
             ).fetchall()
@@ -1101,11 +1100,11 @@ class PostgresIndex(KeyIndex):
 
     def _export_statement(self) -> sql.Composed:
         return self._sql(
-            "SELECT c.config_hash, c.provider, c.profiles, extract(epoch FROM c.first_seen)::float8, "
-            "extract(epoch FROM c.last_seen)::float8, c.uses, c.hosts, c.canonical, "
-            "(SELECT coalesce(json_agg(json_build_array(e.event_id, extract(epoch FROM e.time)::float8, "
+            "SELECT c.config_hash, c.provider, c.profiles, date_part('epoch', c.first_seen), "
+            "date_part('epoch', c.last_seen), c.uses, c.hosts, c.canonical, "
+            "(SELECT coalesce(json_agg(json_build_array(e.event_id, date_part('epoch', e.time), "
             "e.config_hash, e.profile, e.kind, e.host, e.pid, e.detail, e.count, "
-            "extract(epoch FROM e.last_time)::float8)), '[]') FROM {s}.events e WHERE e.config_hash = c.config_hash) "
+            "date_part('epoch', e.last_time))), '[]') FROM {s}.events e WHERE e.config_hash = c.config_hash) "
             "FROM {s}.configs c ORDER BY c.first_seen, c.config_hash"
         )
 
@@ -1140,6 +1139,17 @@ def _columns(rows: Sequence[Sequence[Any]], width: int) -> tuple[list[Any], ...]
     if not rows:
         return tuple([] for _ in range(width))
     return tuple(list(column) for column in zip(*rows, strict=True))
+
+
+def _summary_row(cursor: Any) -> RowMaker[ConfigSummary]:
+    """Rows made into `ConfigSummary` as they are read: the one read that may return 100,000 of them."""
+    make = tuple.__new__
+
+    def summary(values: Sequence[Any]) -> ConfigSummary:
+        config_hash, provider, profiles, first_seen, last_seen, uses = values
+        return make(ConfigSummary, (config_hash, provider, tuple(profiles), first_seen, last_seen, uses))
+
+    return summary
 
 
 def _lock_key(schema: str, name: str) -> int:
