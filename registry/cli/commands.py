@@ -247,18 +247,12 @@ def cmd_history(args: argparse.Namespace) -> int:
     uses_width = max(len("USES"), len(str(max(s.uses for s in summaries))))
     line = f"{{}}  {{}}  {{}}  {{:<{provider_width}}}  {{:>{uses_width}}}  {{}}".format
     lines = [line("FIRST SEEN".ljust(19), "LAST SEEN".ljust(19), "CONFIG".ljust(12), "PROVIDER", "USES", "PROFILES")]
-    lines.extend(
-        line(
-            format_time(s.first_seen),
-            format_time(s.last_seen),
-            s.config_hash[:12],
-            providers[s.provider],
-            s.uses,
-            printable(",".join(s.profiles)) or "-",
-        )
-        for s in summaries
-    )
-    lines.append("")
+    append = lines.append
+    for config_hash, provider, profiles, first_seen, last_seen, uses in summaries:  # unpacked: faster than fields
+        first = format_time(first_seen)
+        last = first if int(last_seen) == int(first_seen) else format_time(last_seen)  # used once: one time
+        append(line(first, last, config_hash[:12], providers[provider], uses, printable(",".join(profiles)) or "-"))
+    append("")
     out("\n".join(lines))
     return 0
 
