@@ -225,8 +225,7 @@ class PostgresIndex(KeyIndex):
         self._version = 0
         self._in_doubt: list[_InDoubt] = []
         self._s = sql.Identifier(self._where.schema)
-        with self._lock:
-            self._connection()
+        self._run(lambda cur: None, write=False)  # connect, and check (or create) the layout, now
 
     @property
     def location(self) -> str:
@@ -260,6 +259,9 @@ class PostgresIndex(KeyIndex):
         conn = self._connect()
         try:
             self._version = self._prepare(conn)
+        except _RETRIED:  # another process is creating the layout: `_run` waits and tries again
+            _close_quietly(conn)
+            raise
         except psycopg.Error as exc:
             _close_quietly(conn)
             raise self._error(exc) from None
