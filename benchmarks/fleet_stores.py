@@ -238,6 +238,7 @@ def measure_miss_and_hit(counts: Counts) -> dict[str, Any]:
         "miss_ratio_postgresql_vs_off": med["postgresql"] / med["off"],
         "miss_ratio_sqlite_vs_off": med["sqlite"] / med["off"],
         "hit_seconds": hmed,
+        "hit_rounds": hit,
         "hit_ratio_postgresql_vs_off": hmed["postgresql"] / hmed["off"],
         "hit_ratio_sqlite_vs_off": hmed["sqlite"] / hmed["off"],
     }

@@ -111,10 +111,10 @@ def schema(prefix: str = "t") -> Iterator[Schema]:
 
 
 @contextlib.contextmanager
-def role(*, login: bool = True, grants_on: str | None = None) -> Iterator[str]:
+def role(*, login: bool = True, grants_on: str | None = None, read_only: bool = False) -> Iterator[str]:
     """A role of the test's own (trust auth: any password is accepted); dropped afterwards.
 
-    ``grants_on``: a schema whose tables it may read and write (and nothing more).
+    ``grants_on``: a schema whose tables it may read and write (only read, with ``read_only``).
     """
     from psycopg import sql
 
@@ -122,7 +122,7 @@ def role(*, login: bool = True, grants_on: str | None = None) -> Iterator[str]:
     with admin() as conn:
         conn.execute(sql.SQL("CREATE ROLE {} " + ("LOGIN" if login else "NOLOGIN")).format(sql.Identifier(name)))
         if grants_on is not None:
-            grant_dml(name, grants_on)
+            grant_dml(name, grants_on, read_only=read_only)
     try:
         yield name
     finally:
@@ -136,14 +136,15 @@ def role(*, login: bool = True, grants_on: str | None = None) -> Iterator[str]:
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
 
 
-def grant_dml(role_name: str, schema_name: str) -> None:
-    """The grants an application role needs on an index's schema (as docs/fleet.md lists them)."""
+def grant_dml(role_name: str, schema_name: str, *, read_only: bool = False) -> None:
+    """The grants an application role (a reader: ``read_only``) needs on an index's schema (docs/fleet.md)."""
     from psycopg import sql
 
+    rights = "SELECT" if read_only else "SELECT, INSERT, UPDATE, DELETE"
     with admin() as conn:
         r, s = sql.Identifier(role_name), sql.Identifier(schema_name)
         conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(s, r))
-        conn.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {} TO {}").format(s, r))
+        conn.execute(sql.SQL("GRANT " + rights + " ON ALL TABLES IN SCHEMA {} TO {}").format(s, r))
 
 
 def terminate(application_name: str) -> int:

@@ -9,6 +9,7 @@ a role that may not log in, slowness made with a table lock and pg_sleep.
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
 import subprocess
@@ -182,6 +183,25 @@ def test_a_role_with_only_the_documented_grants_records(created: Schema) -> None
 
         with pytest.raises(IndexUnavailableError, match=r"permission denied.*clientreg migrate"):
             KeyIndex(other)
+
+
+def test_a_role_that_may_only_read_runs_the_read_commands(created: Schema, tmp_path: Path) -> None:
+    with KeyIndex(created.url) as index:
+        index.apply([])
+    s = _settings()
+    with Registry(index_path=created.url) as registry:
+        registry.get_client(s)
+    with role(grants_on=created.name, read_only=True) as name:
+        url = created.at(f"{name}@127.0.0.1:5432")
+        clientreg = str(Path(sys.executable).with_name("clientreg"))
+        history = subprocess.run([clientreg, "history", "--json", "--index", url], capture_output=True, text=True)
+        assert history.returncode == 0, history.stderr
+        assert [item["config_hash"] for item in json.loads(history.stdout)] == [s.config_hash]
+        prune = subprocess.run(
+            [clientreg, "prune", "--older-than", "1s", "--index", url], capture_output=True, text=True
+        )
+        assert prune.returncode == 1 and "permission denied for table configs" in prune.stderr
+        assert _uses(created, s.config_hash) == 1
 
 
 def test_a_locked_table_never_blocks_a_client_and_is_written_after(
