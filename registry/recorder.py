@@ -349,8 +349,19 @@ class _Core:
     def _room(self) -> bool:
         return len(self.dirty) + len(self.retired) + len(self.orphans) + len(self.released) < self.max_pending
 
+    def _start_for_uses(self) -> None:
+        """Start the thread if uses wait with none to write them (lock held).
+
+        A forked child keeps the parent's counters but not its thread: hand-outs of clients
+        built before the fork start none, and their uses must still be written.
+        """
+        idle = self.thread is None and not self.closed and not self.disabled
+        if idle and any(ref.tracked.unwritten() for ref in self.live.values()):
+            self._ensure_thread()
+
     def flush(self, timeout: float | None) -> bool:
         with self.cond:
+            self._start_for_uses()
             if self.thread is None or not self.thread.is_alive():
                 return not self.dirty and not self.retired and not self.orphans  # nothing recorded, or closed
             self.requested += 1
@@ -368,6 +379,7 @@ class _Core:
         with self.cond:
             if self.closed:
                 return None
+            self._start_for_uses()
             thread = self.thread
             self.closed = self.stopping = True
             self.deadline = deadline

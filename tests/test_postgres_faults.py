@@ -477,3 +477,38 @@ def test_a_few_keys_churning_through_an_outage_never_fill_the_bound(created: Sch
             for e in index.events(s.config_hash):
                 counts[e.kind] += e.count
             assert counts == {"first_seen": 1, "built": 200, "evicted": 200}
+
+
+def test_a_forked_child_writes_on_its_own_connection_and_leaves_the_parents_alone(
+    created: Schema, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = _app("fork")
+    recorder = IndexRecorder(with_params(created.url, application_name=app), flush_interval=0.05, busy_timeout=2.0)
+    s = _settings()
+    counter = recorder.built(s, "fast")
+    counter.hit()
+    assert recorder.flush(10) is True  # the parent's connection is open
+    with admin() as conn:
+        (parent_backend,) = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (app,)
+        ).fetchone()
+    pid = os.fork()
+    if pid == 0:  # the child: its own uses, its own connection, then exit (closing what is its own)
+        code = 1
+        try:
+            for _ in range(5):
+                counter.hit()
+            code = 0 if recorder.flush(10) else 2
+            recorder.close()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    counter.hit()
+    assert recorder.flush(10) is True
+    with admin() as conn:
+        backends = [r[0] for r in conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s", (app,))]
+    assert backends == [parent_backend]  # the parent's session survived the child, untouched
+    recorder.close()
+    assert _uses(created, s.config_hash) == 1 + 5 + 1
+    assert _warnings(caplog) == []
