@@ -262,3 +262,11 @@ def test_the_index_url_from_the_environment_and_from_the_settings_file(tmp_path:
     )
     both = clientreg("check", settings, cwd=tmp_path)
     assert both.code == 1 and "set [index] url or [index] path, not both" in both.err
+
+
+def test_the_index_option_also_goes_before_the_command(tmp_path: Path, both: tuple[Seeded, Seeded]) -> None:
+    _, fleet = both
+    after = clientreg("history", "--index", fleet.path, cwd=tmp_path)
+    before = clientreg("--index", fleet.path, "history", cwd=tmp_path)
+    assert before.code == after.code == 0 and before.out == after.out
+    assert clientreg("--index", fleet.path, "hosts", "--json", cwd=tmp_path).code == 0

@@ -512,3 +512,34 @@ def test_a_forked_child_writes_on_its_own_connection_and_leaves_the_parents_alon
     recorder.close()
     assert _uses(created, s.config_hash) == 1 + 5 + 1
     assert _warnings(caplog) == []
+
+
+def test_warm_start_reads_the_profiles_the_fleet_used(created: Schema, tmp_path: Path) -> None:
+    from schemas import load_settings
+
+    file = tmp_path / "clientreg.toml"
+    file.write_text('[profiles.fast]\nprovider = "openai"\napi_key = "sk-warm-fleet"\n')
+    with Registry(load_settings(file), index_path=created.url) as first:
+        first.get_client("fast")
+    with Registry(load_settings(file), index_path=created.url) as second:
+        assert second.warm() == 1
+        assert second.stats().builds == 1 and second.stats().misses == 0
+
+
+def test_close_gives_up_in_bounded_time_when_the_server_stops_answering(
+    created: Schema, proxy: Proxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy.start()
+    recorder = IndexRecorder(created.at(f"postgres@127.0.0.1:{proxy.port}"), flush_interval=3600, busy_timeout=5.0)
+    s = _settings()
+    counter = recorder.built(s, "fast")
+    counter.hit()
+    assert recorder.flush(10) is True
+    counter.hit()
+    proxy.frozen.set()  # the server's answers stop arriving: no error, no reset, just silence
+    started = time.monotonic()
+    recorder.close()  # waits about a second in all, then says what was not written
+    assert time.monotonic() - started < 3.0
+    proxy.frozen.clear()
+    proxy.stop()
+    assert _uses(created, s.config_hash) in (1, 2)  # the last write may land after close gave up

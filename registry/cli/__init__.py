@@ -134,12 +134,18 @@ def build_parser() -> argparse.ArgumentParser:
         "$CLIENTREG_INDEX, the settings' [index] url or path, else the user data directory).",
     )
     parser.add_argument("--version", action=_VersionAction, help="print the version and exit")
+    parser.add_argument(
+        "--index",
+        metavar="PATH|URL",
+        help="the index file, or a postgresql:// URL, for any command (also accepted after the command)",
+    )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser, required=True)
 
     index_option = _Parser(add_help=False)
     index_option.add_argument(
         "--index",
         metavar="PATH|URL",
+        default=argparse.SUPPRESS,  # so `clientreg --index X history` is not overwritten by this default
         help="the index file, or a postgresql:// URL (default: where the registry keeps it)",
     )
     json_option = _Parser(add_help=False)
