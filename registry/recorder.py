@@ -130,13 +130,26 @@ def _pend(entries: dict[str, _Pending], kind: str) -> bool:
 class _Tracked:
     """A (config_hash, profile) built in this process: its count, its pending events, what is written."""
 
-    __slots__ = ("config_hash", "config_json", "count", "pending", "profile", "provider", "reads", "written")
+    __slots__ = (
+        "config_hash",
+        "config_json",
+        "count",
+        "pending",
+        "profile",
+        "provider",
+        "reads",
+        "settings",
+        "written",
+    )
 
-    def __init__(self, config_hash: str, profile: str | None, provider: str, config_json: str) -> None:
+    def __init__(
+        self, config_hash: str, profile: str | None, provider: str, config_json: str, settings: ProviderSettings | None
+    ) -> None:
         self.config_hash = config_hash
         self.profile = profile
         self.provider = provider
-        self.config_json = config_json  # the canonical JSON: a few hundred bytes, not the settings object
+        self.config_json = config_json  # the canonical JSON: a few hundred bytes ...
+        self.settings = settings  # ... made from this by the thread, which then lets it go
         self.count = itertools.count()
         self.reads = 0  # next() calls made by total() itself
         self.written = 0  # uses already in the index (or, after fork, the parent's to write)
@@ -150,6 +163,8 @@ class _Tracked:
 
     def records(self, pending: dict[str, _Pending], total: int, now: float) -> tuple[list[ConfigUse], list[NewEvent]]:
         """What to write for ``pending`` events and the uses up to ``total``."""
+        if self.settings is not None:  # made after the thread's last look: describe it now
+            self.config_json, self.settings = self.settings.canonical_json(), None
         uses: list[ConfigUse] = []
         events: list[NewEvent] = []
         for kind, e in pending.items():
@@ -227,6 +242,7 @@ class _Core:
         self.max_pending = max_pending
         self.released: deque[_HandleRef] = deque()  # appended by weakref callbacks, lock-free
         self.canonical: dict[str, str] = {}  # config_hash -> canonical JSON, the last thousand or so
+        self.undescribed: list[_Tracked] = []  # records still holding their settings object
         self.written_uses = self.written_events = 0
         self.failed_flushes = self.dropped_uses = self.dropped_events = 0
         self.last_error: str | None = None
@@ -258,22 +274,23 @@ class _Core:
 
     def built(self, settings: ProviderSettings, profile: str | None, kind: Kind | None) -> UseCounter:
         key = (settings.config_hash, profile)
-        # The canonical JSON is what the index stores; a small cache keyed by hash means a config
-        # churning through the registry is serialised once, and nothing holds the settings object.
-        config_json = self.canonical.get(key[0])
-        if config_json is None:
-            config_json = settings.canonical_json()
+        made = ""
+        if len(self.undescribed) >= _HURRY_AT and key[0] not in self.canonical:
+            made = settings.canonical_json()  # the thread is behind: do not keep more settings objects
         with self.cond:
             if self.closed or self.disabled:
                 self.dropped_events += kind is not None
                 return UseCounter(itertools.count().__next__)  # counted nowhere, kept by nobody
-            self.canonical[key[0]] = config_json
-            if len(self.canonical) > _CANONICAL_CACHE:
-                del self.canonical[next(iter(self.canonical))]
             ref = self.live.get(key)
             handle = None if ref is None else ref()
             if handle is None:
-                tracked = _Tracked(key[0], profile, settings.provider, config_json)
+                # The index stores the canonical JSON. A config churning through the registry has
+                # it in a small cache; otherwise the thread makes it, off the registry's path, and
+                # then lets the settings object go (it does so before each write, even a failing one).
+                config_json = made or self.canonical.get(key[0], "")
+                tracked = _Tracked(key[0], profile, settings.provider, config_json, None if config_json else settings)
+                if not config_json:
+                    self.undescribed.append(tracked)
                 handle = UseCounter(tracked.count.__next__)
                 ref = _HandleRef(handle, self.released.append)
                 ref.tracked = tracked
@@ -391,11 +408,14 @@ class _Core:
         self.closed = self.stopping = closed
         self.disabled = disabled
         self.released.clear()
+        self.undescribed = []
         for key, ref in live.items():
             if ref() is not None:
                 ref.tracked.written = ref.tracked.total()
                 ref.tracked.pending = {}
                 self.live[key] = ref
+                if ref.tracked.settings is not None:
+                    self.undescribed.append(ref.tracked)
 
     def _ensure_thread(self) -> None:
         if self.thread is None:
@@ -465,10 +485,25 @@ class _Core:
             self.index.close()
             self.index = None
 
+    def _describe(self) -> None:
+        """Give new records their canonical JSON and let their settings objects go (off the registry's path)."""
+        with self.cond:
+            todo, self.undescribed = self.undescribed, []
+        for tracked in todo:
+            settings = tracked.settings
+            if settings is None:
+                continue
+            config_json = self.canonical.get(tracked.config_hash) or settings.canonical_json()
+            tracked.config_json, tracked.settings = config_json, None
+            self.canonical[tracked.config_hash] = config_json
+            if len(self.canonical) > _CANONICAL_CACHE:
+                del self.canonical[next(iter(self.canonical))]
+
     def _flush_once(self) -> bool:
         """Write what is pending and counted, a batch at a time; True when all of it is written."""
         first = True
         while True:
+            self._describe()
             with self.cond:
                 self._retire_released()
                 batch = self._take(with_live=first)
@@ -586,6 +621,7 @@ class _Core:
                 t.pending = {}
             self.live, self.dirty, self.retired, self.orphans = {}, {}, {}, {}
             self.released.clear()
+            self.undescribed = []
 
     def _open(self) -> KeyIndex:
         if self.index is None:

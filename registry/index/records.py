@@ -430,7 +430,11 @@ def as_mapping(config: Mapping[str, Any] | str) -> Mapping[str, Any]:
 
 @dataclass(slots=True)
 class BatchPlan:
-    """What `plan_batch` decided: rows to write, events to add (coalesced), drifts found."""
+    """What `plan_batch` decided: rows to write, events to add, drifts found.
+
+    The store merges events of one identity and window into one row (see `coalesce`), with
+    the row it already holds for them.
+    """
 
     configs: dict[str, dict[str, Any]]
     """config_hash -> the full ``configs`` value to store; its ``config`` may be canonical JSON text."""
@@ -503,6 +507,6 @@ def plan_batch(
     return BatchPlan(
         {h: r for h, r in rows.items() if r is not None},
         {p: v for p, v in heads.items() if v is not None},
-        coalesce([*added, *events]),
+        [*added, *events],
         drifts,
     )
