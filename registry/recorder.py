@@ -73,7 +73,7 @@ DEFAULT_RETENTION: Final = 90 * 86_400.0
 CLOSE_TIMEOUT: Final = 1.0
 """How long ``close()`` and interpreter exit wait, in all, for the last write (seconds)."""
 
-_MAX_PENDING: Final = 10_000  # records waiting beyond those the registry holds
+_MAX_PENDING: Final = 5_000  # records waiting beyond those the registry holds
 _CANONICAL_CACHE: Final = 1_024  # canonical JSON kept per config hash, for configs that churn
 _HURRY_AT: Final = 500  # this many records waiting: write now rather than at the next interval
 _BATCH: Final = 500  # records written per transaction: bounds the memory a write takes
@@ -131,6 +131,7 @@ class _Tracked:
     """A (config_hash, profile) built in this process: its count, its pending events, what is written."""
 
     __slots__ = (
+        "carry",
         "config_hash",
         "config_json",
         "count",
@@ -153,6 +154,7 @@ class _Tracked:
         self.count = itertools.count()
         self.reads = 0  # next() calls made by total() itself
         self.written = 0  # uses already in the index (or, after fork, the parent's to write)
+        self.carry = 0  # unwritten uses of earlier records of this (config, profile), folded in
         self.pending: dict[str, _Pending] = {}  # "built", "warm", "evicted" since the last write
 
     def total(self) -> int:
@@ -161,8 +163,26 @@ class _Tracked:
         self.reads += 1
         return value
 
-    def records(self, pending: dict[str, _Pending], total: int, now: float) -> tuple[list[ConfigUse], list[NewEvent]]:
-        """What to write for ``pending`` events and the uses up to ``total``."""
+    def unwritten(self) -> int:
+        """Uses counted and not yet written (lock held)."""
+        return max(self.total() - self.written, 0) + self.carry
+
+    def fold(self, other: _Tracked) -> None:
+        """Take over the unwritten uses and events of ``other``, an earlier record let go (lock held)."""
+        self.carry += other.unwritten()
+        other.written, other.carry = other.total(), 0
+        for kind, entry in other.pending.items():
+            mine = self.pending.get(kind)
+            if mine is None:
+                self.pending[kind] = entry
+            else:
+                mine.add(entry)
+        other.pending = {}
+
+    def records(
+        self, pending: dict[str, _Pending], total: int, carry: int, now: float
+    ) -> tuple[list[ConfigUse], list[NewEvent]]:
+        """What to write for ``pending`` events, the uses up to ``total`` and ``carry`` more."""
         if self.settings is not None:  # made after the thread's last look: describe it now
             self.config_json, self.settings = self.settings.canonical_json(), None
         uses: list[ConfigUse] = []
@@ -178,8 +198,8 @@ class _Tracked:
                 built: Kind = "warm" if kind == "warm" else "built"
                 detail = {"key_id": _key_id()}  # hosts whose fingerprint keys differ show up in the index
                 uses.append(self._use(e.first, 0, e.pid, built, count=e.count, last_time=e.last, detail=detail))
-        if total > self.written:
-            uses.append(self._use(now, total - self.written, os.getpid()))
+        if total - self.written + carry > 0:
+            uses.append(self._use(now, total - self.written + carry, os.getpid()))
         return uses, events
 
     def _use(self, at: float, uses: int, pid: int, kind: Kind | None = None, **more: Any) -> ConfigUse:
@@ -221,12 +241,14 @@ class RecorderStats:
 class _Batch:
     """One write: records with what they had pending when taken, and uses counted so far."""
 
-    items: list[tuple[_Tracked, dict[str, _Pending], int]]
+    items: list[tuple[_Tracked, dict[str, _Pending], int, int]]
     retired: list[_Tracked]
     orphans: dict[tuple[str, str | None], _Pending]
 
     def events_count(self) -> int:
-        return sum(e.count for _, p, _ in self.items for e in p.values()) + sum(e.count for e in self.orphans.values())
+        return sum(e.count for _, p, _, _ in self.items for e in p.values()) + sum(
+            e.count for e in self.orphans.values()
+        )
 
 
 class _Core:
@@ -240,6 +262,7 @@ class _Core:
         self.busy_timeout = busy_timeout
         self.retention = retention
         self.max_pending = max_pending
+        self.fold_at = max(1, min(_HURRY_AT, max_pending // 4))  # let-go counters folded by the registry's thread
         self.released: deque[_HandleRef] = deque()  # appended by weakref callbacks, lock-free
         self.canonical: dict[str, str] = {}  # config_hash -> canonical JSON, the last thousand or so
         self.undescribed: list[_Tracked] = []  # records still holding their settings object
@@ -252,8 +275,11 @@ class _Core:
         self.cond = threading.Condition(threading.Lock())
         self.live: dict[tuple[str, str | None], _HandleRef] = {}
         self.dirty: dict[int, _Tracked] = {}  # live records with pending events, by id, oldest first
-        self.retired: dict[int, _Tracked] = {}  # let go by the registry, not yet written, oldest first
+        # Let go by the registry, not yet written, oldest first: one per (config, profile), so a
+        # config rebuilt and evicted a thousand times before the next write is one record here.
+        self.retired: dict[tuple[str, str | None], _Tracked] = {}
         self.orphans: dict[tuple[str, str | None], _Pending] = {}  # evictions of records no longer held
+        self.inflight: set[int] = set()  # records in the write going on now
         self.thread: threading.Thread | None = None
         self.index: KeyIndex | None = None
         self.stopping = False
@@ -308,8 +334,11 @@ class _Core:
                 self.dropped_events += 1
                 return
             ref = self.live.get(key)
+            retired = self.retired.get(key)
             if ref is not None:
                 self._mark(ref.tracked, "evicted")
+            elif retired is not None:
+                _pend(retired.pending, "evicted")
             elif self._room() or key in self.orphans:
                 found = self.orphans.get(key)
                 if found is None:
@@ -323,18 +352,23 @@ class _Core:
 
     def _mark(self, tracked: _Tracked, kind: str) -> None:
         """Count a build or eviction of a live record (lock held); a new waiting record past the bound is dropped."""
+        if len(self.released) >= self.fold_at:
+            # Counters let go faster than the thread looks: fold them here (a dict update each),
+            # so what waits stays one record per (config, profile) whatever the thread is doing.
+            self._retire_released()
         if id(tracked) not in self.dirty and not self._room():
             self.dropped_events += 1
             self.cond.notify_all()  # the thread says so, once
             return
         _pend(tracked.pending, kind)
         self.dirty[id(tracked)] = tracked
-        if len(self.dirty) + len(self.retired) >= _HURRY_AT and self.healthy and not self.hurry:
+        if len(self.dirty) + len(self.retired) + len(self.released) >= _HURRY_AT and self.healthy and not self.hurry:
             self.hurry = True
             self.cond.notify_all()
 
     def _room(self) -> bool:
-        return len(self.dirty) + len(self.retired) + len(self.orphans) + len(self.released) < self.max_pending
+        # Counters let go and not yet folded are at most fold_at more (see _mark); most are in dirty.
+        return len(self.dirty) + len(self.retired) + len(self.orphans) < self.max_pending
 
     def flush(self, timeout: float | None) -> bool:
         with self.cond:
@@ -374,13 +408,13 @@ class _Core:
         """Every record with something counted: live, let go and not yet retired, retired (lock held)."""
         found = {id(ref.tracked): ref.tracked for ref in self.live.values()}
         found.update((id(ref.tracked), ref.tracked) for ref in self.released)
-        found.update(self.retired)
+        found.update((id(t), t) for t in self.retired.values())
         return list(found.values())
 
     def stats(self) -> RecorderStats:
         with self.cond:
             records = self._all_records()
-            pending_uses = sum(max(t.total() - t.written, 0) for t in records)
+            pending_uses = sum(t.unwritten() for t in records)
             pending_events = sum(e.count for t in records for e in t.pending.values())
             pending_events += sum(e.count for e in self.orphans.values())
             return RecorderStats(
@@ -411,7 +445,7 @@ class _Core:
         self.undescribed = []
         for key, ref in live.items():
             if ref() is not None:
-                ref.tracked.written = ref.tracked.total()
+                ref.tracked.written, ref.tracked.carry = ref.tracked.total(), 0
                 ref.tracked.pending = {}
                 self.live[key] = ref
                 if ref.tracked.settings is not None:
@@ -464,11 +498,11 @@ class _Core:
         """After the last write: count and report what could not be written, and close the index."""
         with self.cond:
             records = self._all_records()
-            lost_uses = sum(max(t.total() - t.written, 0) for t in records)
+            lost_uses = sum(t.unwritten() for t in records)
             lost_events = sum(e.count for t in records for e in t.pending.values())
             lost_events += sum(e.count for e in self.orphans.values())
             for t in records:
-                t.written = t.total()
+                t.written, t.carry = t.total(), 0
                 t.pending = {}
             self.dirty, self.retired, self.orphans = {}, {}, {}
             self.dropped_uses += lost_uses
@@ -521,6 +555,7 @@ class _Core:
 
     def _retire_released(self) -> None:
         """Counters the registry let go (lock held): keep their record until its last uses are written."""
+        later: list[_HandleRef] = []
         while self.released:
             ref = self.released.popleft()
             tracked = ref.tracked
@@ -528,14 +563,21 @@ class _Core:
             if self.live.get(key) is ref:
                 del self.live[key]
             self.dirty.pop(id(tracked), None)
-            self.retired[id(tracked)] = tracked
+            earlier = self.retired.get(key)
+            if earlier is None:
+                self.retired[key] = tracked
+            elif id(tracked) in self.inflight:
+                later.append(ref)  # being written now: folded once that write is over
+            elif earlier is not tracked:
+                earlier.fold(tracked)
+        self.released.extend(later)
         excess = len(self.retired) + len(self.dirty) + len(self.orphans) - self.max_pending
-        for tracked in list(self.retired.values())[: max(excess, 0)]:
+        for key in list(itertools.islice(self.retired, max(excess, 0))):
             # Written more slowly than clients churn, or not at all for long: drop the oldest, counted.
-            total = tracked.total()
-            self.dropped_uses += max(total - tracked.written, 0)
+            tracked = self.retired.pop(key)
+            self.dropped_uses += tracked.unwritten()
             self.dropped_events += sum(e.count for e in tracked.pending.values())
-            del self.retired[id(tracked)]
+            tracked.written, tracked.carry, tracked.pending = tracked.total(), 0, {}
 
     def _take(self, *, with_live: bool) -> _Batch:
         """The next batch (lock held): the oldest retired records, then live ones with pending events."""
@@ -549,18 +591,19 @@ class _Core:
         items = []
         for tracked in chosen.values():
             pending, tracked.pending = tracked.pending, {}
-            items.append((tracked, pending, tracked.total()))
+            items.append((tracked, pending, tracked.total(), tracked.carry))
         orphans = dict(itertools.islice(self.orphans.items(), _BATCH))
         for key in orphans:
             del self.orphans[key]
+        self.inflight = {id(tracked) for tracked, _, _, _ in items}
         return _Batch(items, retired, orphans)
 
     def _write(self, batch: _Batch) -> bool:
         now = time.time()
         uses: list[ConfigUse] = []
         events: list[NewEvent] = []
-        for tracked, pending, total in batch.items:
-            more_uses, more_events = tracked.records(pending, total, now)
+        for tracked, pending, total, carry in batch.items:
+            more_uses, more_events = tracked.records(pending, total, carry, now)
             uses.extend(more_uses)
             events.extend(more_events)
         for (config_hash, profile), e in batch.orphans.items():
@@ -584,23 +627,28 @@ class _Core:
                 self.recovered = True
                 logger.info("clientreg: key index %s is writable again; pending records written", self.path)
         with self.cond:
-            for tracked, _, total in batch.items:
+            self.inflight = set()
+            for tracked, _, total, carry in batch.items:
                 tracked.written = max(tracked.written, total)
+                tracked.carry -= carry
             for tracked in batch.retired:
-                self.retired.pop(id(tracked), None)
+                key = (tracked.config_hash, tracked.profile)
+                if self.retired.get(key) is tracked and not tracked.pending and not tracked.unwritten():
+                    del self.retired[key]  # written, and nothing folded in meanwhile
         return True
 
     def _put_back(self, batch: _Batch) -> None:
         """A failed write: its pending events go back to their records, merged with what came meanwhile."""
         with self.cond:
-            for tracked, pending, _ in batch.items:
+            self.inflight = set()
+            for tracked, pending, _, _ in batch.items:
                 for kind, entry in pending.items():
                     newer = tracked.pending.get(kind)
                     if newer is None:
                         tracked.pending[kind] = entry
                     else:
                         newer.add(entry)
-                if tracked.pending and id(tracked) not in self.retired:
+                if tracked.pending and self.retired.get((tracked.config_hash, tracked.profile)) is not tracked:
                     self.dirty[id(tracked)] = tracked
             for key, entry in batch.orphans.items():
                 newer = self.orphans.get(key)
@@ -613,15 +661,16 @@ class _Core:
         """Recording is off for this file: forget everything, counting it."""
         with self.cond:
             records = self._all_records()
-            self.dropped_uses += sum(max(t.total() - t.written, 0) for t in records)
+            self.dropped_uses += sum(t.unwritten() for t in records)
             self.dropped_events += sum(e.count for t in records for e in t.pending.values())
             self.dropped_events += sum(e.count for e in self.orphans.values())
             for t in records:
-                t.written = t.total()
+                t.written, t.carry = t.total(), 0
                 t.pending = {}
             self.live, self.dirty, self.retired, self.orphans = {}, {}, {}, {}
             self.released.clear()
             self.undescribed = []
+            self.inflight = set()
 
     def _open(self) -> KeyIndex:
         if self.index is None:
@@ -782,9 +831,15 @@ _CLOSING: list[threading.Thread] = []  # threads of closed recorders still finis
 
 
 def _key_id() -> str:
-    from schemas import fingerprint_key_id
+    global _fingerprint_key_id
+    if _fingerprint_key_id is None:
+        from schemas import fingerprint_key_id
 
-    return fingerprint_key_id()
+        _fingerprint_key_id = fingerprint_key_id
+    return _fingerprint_key_id()
+
+
+_fingerprint_key_id: Callable[[], str] | None = None
 
 
 def _flush_all_at_exit() -> None:

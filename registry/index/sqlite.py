@@ -462,7 +462,7 @@ class SQLiteIndex(KeyIndex):
         """
         if rows:
             assert all(value.startswith("{") for _, value in rows)
-            batch = "[" + ",".join(f"[{_encode(key)},{value}]" for key, value in rows) + "]"
+            batch = "[" + ",".join(f"[{_json_key(key)},{value}]" for key, value in rows) + "]"
             self._conn.execute(
                 f'INSERT OR REPLACE INTO "{table}" (key, value) '
                 "SELECT json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]') FROM json_each(?) AS j",
@@ -948,6 +948,14 @@ def _event_key(event: NewEvent) -> str:
 
 
 _DIGESTS: dict[tuple[Any, ...], str] = {}
+
+
+def _json_key(key: str) -> str:
+    # Hashes and event ids need no escaping (the common case, thousands per batch); a profile
+    # name in a meta key may.
+    if key.isascii() and key.isprintable() and '"' not in key and "\\" not in key:
+        return f'"{key}"'
+    return _encode(key)
 
 
 def _event_range(config_hash: str) -> tuple[str, str]:
