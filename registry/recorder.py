@@ -572,8 +572,12 @@ class _Core:
                 earlier.fold(tracked)
         self.released.extend(later)
         excess = len(self.retired) + len(self.dirty) + len(self.orphans) - self.max_pending
-        for key in list(itertools.islice(self.retired, max(excess, 0))):
-            # Written more slowly than clients churn, or not at all for long: drop the oldest, counted.
+        if excess <= 0:
+            return
+        # Written more slowly than clients churn, or not at all for long: drop the oldest, counted
+        # (not those being written now: their uses are on their way).
+        oldest = [key for key, t in self.retired.items() if id(t) not in self.inflight][:excess]
+        for key in oldest:
             tracked = self.retired.pop(key)
             self.dropped_uses += tracked.unwritten()
             self.dropped_events += sum(e.count for e in tracked.pending.values())
