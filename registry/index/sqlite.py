@@ -776,17 +776,19 @@ class SQLiteIndex(KeyIndex):
             yield from super().config_lines(profile=profile, provider=provider, since=since, limit=limit)
             return
         where, params = _config_filters(profile, provider, since)
-        sql = (
-            f"SELECT CAST(c.key AS BLOB), CAST(c.value AS BLOB), {_CONFIG_SHAPE} "
-            f"FROM \"configs\" AS c{where} ORDER BY json_extract(c.value, '$.first_seen') DESC, c.key DESC"
-        )
-        if limit is not None:
-            sql += " LIMIT ?"
+        order = "json_extract(c.value, '$.first_seen') {0}, c.key {0}"
+        sql = f'SELECT c.key, c.value FROM "configs" AS c{where} ORDER BY ' + order.format("ASC")
+        if limit is not None:  # the newest `limit`, oldest first
+            sql = f'SELECT c.key, c.value FROM "configs" AS c{where} ORDER BY {order.format("DESC")} LIMIT ?'
+            sql = f"SELECT * FROM ({sql}) AS c ORDER BY " + order.format("ASC")
             params.append(_limit(limit))
+        sql = f"SELECT CAST(c.key AS BLOB), CAST(c.value AS BLOB), {_CONFIG_SHAPE} FROM ({sql}) AS c"
 
         def fast() -> list[str]:
+            # Rows are turned into lines as they come (no list of rows beside the list of lines);
+            # a row that is not JSON stops the sort before the first row comes, so nothing is half done.
             lines = []
-            for key, value, shaped in self._conn.execute(sql, params).fetchall():
+            for key, value, shaped in self._conn.execute(sql, params):
                 try:
                     text = value.decode("utf-8")
                 except UnicodeDecodeError:
@@ -796,7 +798,7 @@ class SQLiteIndex(KeyIndex):
                     self._skip("configs", key, BadRowError("not a configs row"))
                     continue
                 lines.append('{"config_hash":"' + key.decode("ascii") + '",' + text[1:])
-            return lines[::-1]
+            return lines
 
         def slow() -> list[str]:
             records = self._filtered(profile, provider, since, limit, False)
