@@ -22,7 +22,7 @@ Memory is bounded by what the registry holds, not by how often clients churn:
   records past the bound are dropped: one warning says so and `stats` counts what was lost.
 
 When the index is unwritable, full, locked or damaged, clients are still handed out, one
-warning is logged per recorder, and everything waits in memory (within the bound) for the
+warning is logged per outage, and everything waits in memory (within the bound) for the
 next try. ``close()`` and interpreter exit wait about a second in all for a locked index
 (one deadline shared by every recorder), then say how many uses and events were not
 written.
@@ -75,7 +75,7 @@ DEFAULT_RETENTION: Final = 90 * 86_400.0
 CLOSE_TIMEOUT: Final = 1.0
 """How long ``close()`` and interpreter exit wait, in all, for the last write (seconds)."""
 
-_MAX_PENDING: Final = 10_000  # records waiting beyond those the registry holds
+_MAX_PENDING: Final = 5_000  # records waiting beyond those the registry holds
 _CANONICAL_CACHE: Final = 1_024  # canonical JSON kept per config hash, for configs that churn
 _HURRY_AT: Final = 500  # this many records waiting: write now rather than at the next interval
 _BATCH: Final = 500  # records written per transaction: bounds the memory a write takes
@@ -132,17 +132,31 @@ def _pend(entries: dict[str, _Pending], kind: str) -> bool:
 class _Tracked:
     """A (config_hash, profile) built in this process: its count, its pending events, what is written."""
 
-    __slots__ = ("config_hash", "config_json", "count", "extra", "pending", "profile", "provider", "reads", "written")
+    __slots__ = (
+        "carry",
+        "config_hash",
+        "config_json",
+        "count",
+        "pending",
+        "profile",
+        "provider",
+        "reads",
+        "settings",
+        "written",
+    )
 
-    def __init__(self, config_hash: str, profile: str | None, provider: str, config_json: str) -> None:
+    def __init__(
+        self, config_hash: str, profile: str | None, provider: str, config_json: str, settings: ProviderSettings | None
+    ) -> None:
         self.config_hash = config_hash
         self.profile = profile
         self.provider = provider
-        self.config_json = config_json  # the canonical JSON: a few hundred bytes, not the settings object
+        self.config_json = config_json  # the canonical JSON: a few hundred bytes ...
+        self.settings = settings  # ... made from this by the thread, which then lets it go
         self.count = itertools.count()
         self.reads = 0  # next() calls made by total() itself
         self.written = 0  # uses already in the index (or, after fork, the parent's to write)
-        self.extra = 0  # unwritten uses of earlier records of the same key, folded into this one
+        self.carry = 0  # unwritten uses of earlier records of this (config, profile), folded in
         self.pending: dict[str, _Pending] = {}  # "built", "warm", "evicted" since the last write
 
     def total(self) -> int:
@@ -153,23 +167,26 @@ class _Tracked:
 
     def unwritten(self) -> int:
         """Uses counted and not yet written (lock held)."""
-        return max(self.total() - self.written, 0) + self.extra
+        return max(self.total() - self.written, 0) + self.carry
 
     def fold(self, other: _Tracked) -> None:
-        """Take over what ``other`` (let go, of the same key, not being written) still has to write (lock held)."""
-        self.extra += other.unwritten()
+        """Take over the unwritten uses and events of ``other``, an earlier record let go (lock held)."""
+        self.carry += other.unwritten()
+        other.written, other.carry = other.total(), 0
         for kind, entry in other.pending.items():
-            found = self.pending.get(kind)
-            if found is None:
+            mine = self.pending.get(kind)
+            if mine is None:
                 self.pending[kind] = entry
             else:
-                found.add(entry)
-        other.written, other.extra, other.pending = other.total(), 0, {}
+                mine.add(entry)
+        other.pending = {}
 
     def records(
-        self, pending: dict[str, _Pending], total: int, now: float, extra: int = 0
+        self, pending: dict[str, _Pending], total: int, carry: int, now: float
     ) -> tuple[list[ConfigUse], list[NewEvent]]:
-        """What to write for ``pending`` events and the uses up to ``total``, plus ``extra`` folded in."""
+        """What to write for ``pending`` events, the uses up to ``total`` and ``carry`` more."""
+        if self.settings is not None:  # made after the thread's last look: describe it now
+            self.config_json, self.settings = self.settings.canonical_json(), None
         uses: list[ConfigUse] = []
         events: list[NewEvent] = []
         for kind, e in pending.items():
@@ -183,8 +200,8 @@ class _Tracked:
                 built: Kind = "warm" if kind == "warm" else "built"
                 detail = {"key_id": _key_id()}  # hosts whose fingerprint keys differ show up in the index
                 uses.append(self._use(e.first, 0, e.pid, built, count=e.count, last_time=e.last, detail=detail))
-        if total > self.written or extra:
-            uses.append(self._use(now, max(total - self.written, 0) + extra, os.getpid()))
+        if total - self.written + carry > 0:
+            uses.append(self._use(now, total - self.written + carry, os.getpid()))
         return uses, events
 
     def _use(self, at: float, uses: int, pid: int, kind: Kind | None = None, **more: Any) -> ConfigUse:
@@ -227,7 +244,6 @@ class _Batch:
     """One write: records with what they had pending when taken, and uses counted so far."""
 
     items: list[tuple[_Tracked, dict[str, _Pending], int, int]]
-    """(record, its pending events, its count so far, uses folded into it) as taken."""
     retired: list[_Tracked]
     orphans: dict[tuple[str, str | None], _Pending]
 
@@ -249,8 +265,10 @@ class _Core:
         self.busy_timeout = busy_timeout
         self.retention = retention
         self.max_pending = max_pending
+        self.fold_at = max(1, min(_HURRY_AT, max_pending // 4))  # let-go counters folded by the registry's thread
         self.released: deque[_HandleRef] = deque()  # appended by weakref callbacks, lock-free
         self.canonical: dict[str, str] = {}  # config_hash -> canonical JSON, the last thousand or so
+        self.undescribed: list[_Tracked] = []  # records still holding their settings object
         self.written_uses = self.written_events = 0
         self.failed_flushes = self.dropped_uses = self.dropped_events = 0
         self.last_error: str | None = None
@@ -260,10 +278,11 @@ class _Core:
         self.cond = threading.Condition(threading.Lock())
         self.live: dict[tuple[str, str | None], _HandleRef] = {}
         self.dirty: dict[int, _Tracked] = {}  # live records with pending events, by id, oldest first
-        self.retired: dict[int, _Tracked] = {}  # let go by the registry, not yet written, oldest first
-        self.fold_into: dict[tuple[str, str | None], _Tracked] = {}  # the retired record of a key others join
-        self.in_flight: set[int] = set()  # records of the batch being written (not folded meanwhile)
+        # Let go by the registry, not yet written, oldest first: one per (config, profile), so a
+        # config rebuilt and evicted a thousand times before the next write is one record here.
+        self.retired: dict[tuple[str, str | None], _Tracked] = {}
         self.orphans: dict[tuple[str, str | None], _Pending] = {}  # evictions of records no longer held
+        self.inflight: set[int] = set()  # records in the write going on now
         self.thread: threading.Thread | None = None
         self.index: KeyIndex | None = None
         self.stopping = False
@@ -275,7 +294,7 @@ class _Core:
         self.done = 0  # ... and completed,
         self.done_ok = True  # with the outcome of the last one
         self.disabled = False  # the index was refused (not ours, newer version): stop recording
-        self.warned = False  # one warning per recorder (and per forked child)
+        self.warned = False  # one warning per outage (reset when a write succeeds again)
         self.bound_warned = False
         self.fleet_checked = False  # the fingerprint key ids of other hosts compared with ours
         self.last_trim = -_TRIM_EVERY
@@ -284,22 +303,23 @@ class _Core:
 
     def built(self, settings: ProviderSettings, profile: str | None, kind: Kind | None) -> UseCounter:
         key = (settings.config_hash, profile)
-        # The canonical JSON is what the index stores; a small cache keyed by hash means a config
-        # churning through the registry is serialised once, and nothing holds the settings object.
-        config_json = self.canonical.get(key[0])
-        if config_json is None:
-            config_json = settings.canonical_json()
+        made = ""
+        if len(self.undescribed) >= _HURRY_AT and key[0] not in self.canonical:
+            made = settings.canonical_json()  # the thread is behind: do not keep more settings objects
         with self.cond:
             if self.closed or self.disabled:
                 self.dropped_events += kind is not None
                 return UseCounter(itertools.count().__next__)  # counted nowhere, kept by nobody
-            self.canonical[key[0]] = config_json
-            if len(self.canonical) > _CANONICAL_CACHE:
-                del self.canonical[next(iter(self.canonical))]
             ref = self.live.get(key)
             handle = None if ref is None else ref()
             if handle is None:
-                tracked = _Tracked(key[0], profile, settings.provider, config_json)
+                # The index stores the canonical JSON. A config churning through the registry has
+                # it in a small cache; otherwise the thread makes it, off the registry's path, and
+                # then lets the settings object go (it does so before each write, even a failing one).
+                config_json = made or self.canonical.get(key[0], "")
+                tracked = _Tracked(key[0], profile, settings.provider, config_json, None if config_json else settings)
+                if not config_json:
+                    self.undescribed.append(tracked)
                 handle = UseCounter(tracked.count.__next__)
                 ref = _HandleRef(handle, self.released.append)
                 ref.tracked = tracked
@@ -317,8 +337,11 @@ class _Core:
                 self.dropped_events += 1
                 return
             ref = self.live.get(key)
+            retired = self.retired.get(key)
             if ref is not None:
                 self._mark(ref.tracked, "evicted")
+            elif retired is not None:
+                _pend(retired.pending, "evicted")
             elif self._room() or key in self.orphans:
                 found = self.orphans.get(key)
                 if found is None:
@@ -332,9 +355,9 @@ class _Core:
 
     def _mark(self, tracked: _Tracked, kind: str) -> None:
         """Count a build or eviction of a live record (lock held); a new waiting record past the bound is dropped."""
-        if self.released and (len(self.released) >= _HURRY_AT or not self._room()):
-            # Clients churn faster than the thread runs (it may be waiting for a slow write): fold
-            # the records let go into one per key now, so churn alone never fills the bound.
+        if len(self.released) >= self.fold_at:
+            # Counters let go faster than the thread looks: fold them here (a dict update each),
+            # so what waits stays one record per (config, profile) whatever the thread is doing.
             self._retire_released()
         if id(tracked) not in self.dirty and not self._room():
             self.dropped_events += 1
@@ -347,7 +370,8 @@ class _Core:
             self.cond.notify_all()
 
     def _room(self) -> bool:
-        return len(self.dirty) + len(self.retired) + len(self.orphans) + len(self.released) < self.max_pending
+        # Counters let go and not yet folded are at most fold_at more (see _mark); most are in dirty.
+        return len(self.dirty) + len(self.retired) + len(self.orphans) < self.max_pending
 
     def _start_for_uses(self) -> None:
         """Start the thread if uses wait with none to write them (lock held).
@@ -399,15 +423,8 @@ class _Core:
         """Every record with something counted: live, let go and not yet retired, retired (lock held)."""
         found = {id(ref.tracked): ref.tracked for ref in self.live.values()}
         found.update((id(ref.tracked), ref.tracked) for ref in self.released)
-        found.update(self.retired)
+        found.update((id(t), t) for t in self.retired.values())
         return list(found.values())
-
-    def _forget_retired(self, tracked: _Tracked) -> None:
-        """``tracked`` leaves the retired records (lock held)."""
-        self.retired.pop(id(tracked), None)
-        key = (tracked.config_hash, tracked.profile)
-        if self.fold_into.get(key) is tracked:
-            del self.fold_into[key]
 
     def stats(self) -> RecorderStats:
         with self.cond:
@@ -440,11 +457,14 @@ class _Core:
         self.closed = self.stopping = closed
         self.disabled = disabled
         self.released.clear()
+        self.undescribed = []
         for key, ref in live.items():
             if ref() is not None:
-                ref.tracked.written = ref.tracked.total()
+                ref.tracked.written, ref.tracked.carry = ref.tracked.total(), 0
                 ref.tracked.pending = {}
                 self.live[key] = ref
+                if ref.tracked.settings is not None:
+                    self.undescribed.append(ref.tracked)
 
     def _ensure_thread(self) -> None:
         if self.thread is None:
@@ -497,8 +517,9 @@ class _Core:
             lost_events = sum(e.count for t in records for e in t.pending.values())
             lost_events += sum(e.count for e in self.orphans.values())
             for t in records:
-                t.written, t.extra, t.pending = t.total(), 0, {}
-            self.dirty, self.retired, self.orphans, self.fold_into = {}, {}, {}, {}
+                t.written, t.carry = t.total(), 0
+                t.pending = {}
+            self.dirty, self.retired, self.orphans = {}, {}, {}
             self.dropped_uses += lost_uses
             self.dropped_events += lost_events
         if not ok and (lost_uses or lost_events):
@@ -513,10 +534,25 @@ class _Core:
             self.index.close()
             self.index = None
 
+    def _describe(self) -> None:
+        """Give new records their canonical JSON and let their settings objects go (off the registry's path)."""
+        with self.cond:
+            todo, self.undescribed = self.undescribed, []
+        for tracked in todo:
+            settings = tracked.settings
+            if settings is None:
+                continue
+            config_json = self.canonical.get(tracked.config_hash) or settings.canonical_json()
+            tracked.config_json, tracked.settings = config_json, None
+            self.canonical[tracked.config_hash] = config_json
+            if len(self.canonical) > _CANONICAL_CACHE:
+                del self.canonical[next(iter(self.canonical))]
+
     def _flush_once(self) -> bool:
         """Write what is pending and counted, a batch at a time; True when all of it is written."""
         first = True
         while True:
+            self._describe()
             with self.cond:
                 self._retire_released()
                 batch = self._take(with_live=first)
@@ -534,6 +570,7 @@ class _Core:
 
     def _retire_released(self) -> None:
         """Counters the registry let go (lock held): keep their record until its last uses are written."""
+        later: list[_HandleRef] = []
         while self.released:
             ref = self.released.popleft()
             tracked = ref.tracked
@@ -541,23 +578,25 @@ class _Core:
             if self.live.get(key) is ref:
                 del self.live[key]
             self.dirty.pop(id(tracked), None)
-            # A key that churns (built, evicted, built again) keeps one retired record, not one per
-            # build: memory and writes are bounded by the keys, not by how often they churn. A
-            # record in the batch being written is not folded: its written count is not final yet.
-            target = self.fold_into.get(key)
-            if target is not None and id(tracked) not in self.in_flight:
-                target.fold(tracked)
-                continue
-            self.retired[id(tracked)] = tracked
-            if id(tracked) not in self.in_flight:
-                self.fold_into[key] = tracked
+            earlier = self.retired.get(key)
+            if earlier is None:
+                self.retired[key] = tracked
+            elif id(tracked) in self.inflight:
+                later.append(ref)  # being written now: folded once that write is over
+            elif earlier is not tracked:
+                earlier.fold(tracked)
+        self.released.extend(later)
         excess = len(self.retired) + len(self.dirty) + len(self.orphans) - self.max_pending
-        for tracked in list(self.retired.values())[: max(excess, 0)]:
-            # Written more slowly than clients churn, or not at all for long: drop the oldest, counted.
+        if excess <= 0:
+            return
+        # Written more slowly than clients churn, or not at all for long: drop the oldest, counted
+        # (not those being written now: their uses are on their way).
+        oldest = [key for key, t in self.retired.items() if id(t) not in self.inflight][:excess]
+        for key in oldest:
+            tracked = self.retired.pop(key)
             self.dropped_uses += tracked.unwritten()
             self.dropped_events += sum(e.count for e in tracked.pending.values())
-            tracked.written, tracked.extra, tracked.pending = tracked.total(), 0, {}
-            self._forget_retired(tracked)
+            tracked.written, tracked.carry, tracked.pending = tracked.total(), 0, {}
 
     def _take(self, *, with_live: bool) -> _Batch:
         """The next batch (lock held): the oldest retired records, then live ones with pending events."""
@@ -571,20 +610,19 @@ class _Core:
         items = []
         for tracked in chosen.values():
             pending, tracked.pending = tracked.pending, {}
-            extra, tracked.extra = tracked.extra, 0
-            items.append((tracked, pending, tracked.total(), extra))
-        self.in_flight = set(chosen)
+            items.append((tracked, pending, tracked.total(), tracked.carry))
         orphans = dict(itertools.islice(self.orphans.items(), _BATCH))
         for key in orphans:
             del self.orphans[key]
+        self.inflight = {id(tracked) for tracked, _, _, _ in items}
         return _Batch(items, retired, orphans)
 
     def _write(self, batch: _Batch) -> bool:
         now = time.time()
         uses: list[ConfigUse] = []
         events: list[NewEvent] = []
-        for tracked, pending, total, extra in batch.items:
-            more_uses, more_events = tracked.records(pending, total, now, extra)
+        for tracked, pending, total, carry in batch.items:
+            more_uses, more_events = tracked.records(pending, total, carry, now)
             uses.extend(more_uses)
             events.extend(more_events)
         for (config_hash, profile), e in batch.orphans.items():
@@ -612,27 +650,28 @@ class _Core:
                 self.fleet_checked = True
                 self._check_fleet_key()
         with self.cond:
-            self.in_flight = set()
-            for tracked, _, total, _ in batch.items:
+            self.inflight = set()
+            for tracked, _, total, carry in batch.items:
                 tracked.written = max(tracked.written, total)
+                tracked.carry -= carry
             for tracked in batch.retired:
-                if not tracked.pending and not tracked.extra:  # nothing folded into it meanwhile
-                    self._forget_retired(tracked)
+                key = (tracked.config_hash, tracked.profile)
+                if self.retired.get(key) is tracked and not tracked.pending and not tracked.unwritten():
+                    del self.retired[key]  # written, and nothing folded in meanwhile
         return True
 
     def _put_back(self, batch: _Batch) -> None:
         """A failed write: its pending events go back to their records, merged with what came meanwhile."""
         with self.cond:
-            self.in_flight = set()
-            for tracked, pending, _, extra in batch.items:
-                tracked.extra += extra
+            self.inflight = set()
+            for tracked, pending, _, _ in batch.items:
                 for kind, entry in pending.items():
                     newer = tracked.pending.get(kind)
                     if newer is None:
                         tracked.pending[kind] = entry
                     else:
                         newer.add(entry)
-                if tracked.pending and id(tracked) not in self.retired:
+                if tracked.pending and self.retired.get((tracked.config_hash, tracked.profile)) is not tracked:
                     self.dirty[id(tracked)] = tracked
             for key, entry in batch.orphans.items():
                 newer = self.orphans.get(key)
@@ -649,9 +688,12 @@ class _Core:
             self.dropped_events += sum(e.count for t in records for e in t.pending.values())
             self.dropped_events += sum(e.count for e in self.orphans.values())
             for t in records:
-                t.written, t.extra, t.pending = t.total(), 0, {}
-            self.live, self.dirty, self.retired, self.orphans, self.fold_into = {}, {}, {}, {}, {}
+                t.written, t.carry = t.total(), 0
+                t.pending = {}
+            self.live, self.dirty, self.retired, self.orphans = {}, {}, {}, {}
             self.released.clear()
+            self.undescribed = []
+            self.inflight = set()
 
     def _open(self) -> KeyIndex:
         if self.index is None:
@@ -830,9 +872,15 @@ _CLOSING: list[threading.Thread] = []  # threads of closed recorders still finis
 
 
 def _key_id() -> str:
-    from schemas import fingerprint_key_id
+    global _fingerprint_key_id
+    if _fingerprint_key_id is None:
+        from schemas import fingerprint_key_id
 
-    return fingerprint_key_id()
+        _fingerprint_key_id = fingerprint_key_id
+    return _fingerprint_key_id()
+
+
+_fingerprint_key_id: Callable[[], str] | None = None
 
 
 def _flush_all_at_exit() -> None:

@@ -199,3 +199,51 @@ def test_a_bad_retention_in_the_settings_file_is_a_clear_error(tmp_path: Path) -
         load_settings(file)
     assert str(file) in str(caught.value) and "retention" in str(caught.value)
     assert "90d, 12h, 30m or 45s, or 'forever'" in str(caught.value)
+
+
+def test_a_config_rebuilt_many_times_before_a_write_waits_as_one_record(tmp_path: Path) -> None:
+    path = tmp_path / "index.sqlite"
+    recorder = IndexRecorder(path, flush_interval=3600, max_pending=300)  # writes only when asked
+    configs = [_settings(n) for n in range(200)]
+    for _ in range(50):  # 10,000 builds, uses and evictions of 200 configs, none written yet
+        for s in configs:
+            counter = recorder.built(s, None)
+            counter.hit()
+            recorder.evicted(s.config_hash, None)
+            del counter  # let go, as the registry does on eviction
+    gc.collect()
+    waiting = recorder.stats()
+    assert waiting.pending_uses == 10_000 and waiting.pending_events == 20_000
+    assert waiting.dropped_uses == waiting.dropped_events == 0  # 200 records waited, not 10,000
+    assert recorder.flush(60)
+    recorder.close()
+    with KeyIndex(path, read_only=True) as index:
+        records = index.list_configs()
+        events = [e for r in records for e in index.events(r.config_hash)]
+    assert sum(r.uses for r in records) == 10_000
+    assert sum(e.count for e in events if e.kind in ("built", "evicted")) == 20_000
+
+
+def test_what_is_written_and_what_is_dropped_add_up_to_every_use(tmp_path: Path) -> None:
+    # Many distinct configs let go faster than a small bound allows: some are dropped, and every
+    # use is either in the index or counted as dropped, never both, never neither.
+    path = tmp_path / "index.sqlite"
+    recorder = IndexRecorder(path, flush_interval=0.001, max_pending=20)
+    for n in range(3000):
+        counter = recorder.built(_settings(n), None)
+        counter.hit()
+        counter.hit()
+        recorder.evicted(_settings(n).config_hash, None)
+        del counter
+    gc.collect()
+    assert recorder.flush(60)
+    recorder.close()
+    stats = recorder.stats()
+    assert stats.pending_uses == stats.pending_events == 0
+    assert stats.written_uses + stats.dropped_uses == 6000
+    assert stats.written_events + stats.dropped_events == 6000  # 3000 builds and 3000 evictions
+    with KeyIndex(path, read_only=True) as index:
+        records = index.list_configs()
+        events = [e for r in records for e in index.events(r.config_hash)]
+    assert sum(r.uses for r in records) == stats.written_uses
+    assert sum(e.count for e in events if e.kind != "first_seen") == stats.written_events

@@ -285,6 +285,12 @@ def test_a_writer_keeps_a_tampered_rows_bytes_and_records_the_rest(path: Path, v
     assert json.loads(kept[0][1]) == {"table": "configs", "key": bad.config_hash, "value": raw}
 
 
+def _me() -> tuple[str, int]:
+    import socket
+
+    return socket.gethostname(), os.getpid()
+
+
 # ---- the stored config is the canonical JSON ------------------------------------------------------
 
 
@@ -348,5 +354,12 @@ def test_a_version_1_index_is_read_as_it_is_and_upgraded_by_a_writer(path: Path)
     conn = sqlite3.connect(path)
     stored = conn.execute("SELECT json_extract(value, '$.config') FROM configs").fetchone()[0]
     version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+    keys = [row[0] for row in conn.execute("SELECT key FROM events ORDER BY key")]
     conn.close()
     assert stored == s.canonical_json() and json.loads(version) == 2
+    assert all(key.startswith(f"{s.config_hash}:") for key in keys) and len(keys) == 2  # one config, one range
+    with KeyIndex(path, read_only=True) as index:
+        assert [(e.kind, e.host, e.pid) for e in index.events(s.config_hash)] == [
+            ("built", "h", 1),
+            ("evicted", *_me()),
+        ]

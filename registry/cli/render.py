@@ -72,9 +72,12 @@ def json_array(items: Iterable[Any]) -> str:
 
 def out_json_lines(lines: Iterable[str]) -> None:
     """Write a JSON array of ready-made one-line objects (see `json_array`), escaping any control character."""
-    body = ",\n".join(lines)
-    text = "[\n" + body + "\n]\n" if body else "[]\n"
-    sys.stdout.write(scrub(_CONTROL.sub(_json_escape_one, text)))
+    write = sys.stdout.write
+    separator = "[\n"
+    for line in lines:  # written as they come: 100,000 configs never make one string
+        write(separator + scrub(_CONTROL.sub(_json_escape_one, line)))
+        separator = ",\n"
+    write("[]\n" if separator == "[\n" else "\n]\n")
 
 
 def _json_escape_one(match: re.Match[str]) -> str:

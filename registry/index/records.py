@@ -170,15 +170,29 @@ def event_window(at: float) -> int:
     return int(at // EVENT_WINDOW * EVENT_WINDOW)
 
 
-def event_id(event: NewEvent) -> str:
-    """The id of ``event``'s row: the start of its window (19 digits of nanoseconds), then a digest of its identity.
+EVENT_ID_WINDOW_DIGITS: Final = 11
+"""Digits of the window in an event id: Unix seconds of a UTC day, zero-padded (sorts as text until 5138)."""
 
-    The same event repeated within a window gets the same id whichever process or store
-    writes it, so repeats merge into one row, and an event exported from one index and
-    imported into another keeps its id.
+_DIGESTS: dict[tuple[Any, ...], str] = {}
+
+
+def event_id(event: NewEvent) -> str:
+    """The id of ``event``'s row: ``<config_hash>:<window of the last occurrence>:<digest of the rest>``.
+
+    One config's events are one range of ids (no index needed to find them), and the same
+    event repeated within a window gets the same id whichever batch, process or store writes
+    it, so repeats merge into one row and an event exported from one index keeps its id in
+    another.
     """
-    identity = "\x00".join(map(repr, event.identity())).encode("utf-8", "backslashreplace")
-    return f"{int(event_window(event.until) * 1e9):019d}-{hashlib.sha256(identity).hexdigest()[:24]}"
+    rest = event.identity()[1:]
+    digest = _DIGESTS.get(rest)
+    if digest is None:  # the rest repeats (one process, a few profiles and kinds): hash it once
+        text = "\x00".join(map(repr, rest)).encode("utf-8", "backslashreplace")
+        digest = hashlib.sha256(text).hexdigest()[:20]
+        if len(_DIGESTS) >= 4096:
+            _DIGESTS.clear()
+        _DIGESTS[rest] = digest
+    return f"{event.config_hash}:{event_window(event.until):0{EVENT_ID_WINDOW_DIGITS}d}:{digest}"
 
 
 def coalesce(events: Iterable[NewEvent]) -> list[NewEvent]:
@@ -542,7 +556,11 @@ def as_mapping(config: Mapping[str, Any] | str) -> Mapping[str, Any]:
 
 @dataclass(slots=True)
 class BatchPlan:
-    """What `plan_batch` decided: rows to write, events to add (coalesced), drifts found."""
+    """What `plan_batch` decided: rows to write, events to add, drifts found.
+
+    The store merges events of one identity and window into one row (see `coalesce`), with
+    the row it already holds for them.
+    """
 
     configs: dict[str, dict[str, Any]]
     """config_hash -> the full ``configs`` value to store; its ``config`` may be canonical JSON text."""
@@ -643,7 +661,7 @@ def plan_batch(
     return BatchPlan(
         {h: r for h, r in rows.items() if r is not None},
         {p: v for p, v in heads.items() if v is not None},
-        coalesce([*added, *events]),
+        [*added, *events],
         drifts,
         hosts,
     )

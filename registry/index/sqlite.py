@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from registry.index.records import (
-    EVENT_WINDOW,
+    EVENT_ID_WINDOW_DIGITS,
     BadRowError,
     ConfigRecord,
     ConfigSummary,
@@ -190,7 +190,7 @@ class SQLiteIndex(KeyIndex):
 
     def _open_writer(self, create: bool) -> sqlite3.Connection:
         target = self._target = _prepare_for_writing(self.path, create)
-        conn = self._connect(str(target))
+        conn = self._conn = self._connect(str(target))
         try:
             state = self._inspect(conn, target)  # a read: a foreign file is refused before any write
             if state is None:
@@ -302,7 +302,6 @@ class SQLiteIndex(KeyIndex):
         conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         for table in _TABLES:
             conn.execute(f'CREATE TABLE "{table}" (key TEXT PRIMARY KEY, value BLOB)')
-        conn.execute('CREATE INDEX "events_config_hash" ON "events" (json_extract(value, \'$.config_hash\'))')
         conn.execute('INSERT INTO "meta" (key, value) VALUES (?, ?)', ("schema_version", _encode(SCHEMA_VERSION)))
         self._version = SCHEMA_VERSION
 
@@ -320,6 +319,23 @@ class SQLiteIndex(KeyIndex):
                 continue
             rewritten.append((record.config_hash, _encode_row(_config_value(record, sort=True))))
         conn.executemany('UPDATE "configs" SET value = ? WHERE key = ?', [(v, k) for k, v in rewritten])
+        # Events: keyed by config, window and identity (one row per repeated event and day).
+        events: dict[str, NewEvent] = {}
+        for key, value in conn.execute('SELECT CAST(key AS BLOB), CAST(value AS BLOB) FROM "events"').fetchall():
+            try:
+                old = EventRecord.from_value(_key_text(key), _decode(value))
+            except BadRowError as exc:
+                self._keep_damaged("events", key.decode("utf-8", "backslashreplace"), value, exc)
+                continue
+            kind: Any = old.kind
+            event = NewEvent(
+                old.time, old.config_hash, old.profile, kind, old.host, old.pid, old.detail, old.count, old.until
+            )
+            new_key = event_id(event)
+            events[new_key] = event if new_key not in events else events[new_key].merged(event)
+        conn.execute('DROP INDEX IF EXISTS "events_config_hash"')
+        conn.execute('DELETE FROM "events"')
+        self._put("events", [(key, _encode(event_value(e))) for key, e in events.items()])
         conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         conn.execute('UPDATE "meta" SET value = ? WHERE key = ?', (_encode(SCHEMA_VERSION), "schema_version"))
         self._version = SCHEMA_VERSION
@@ -451,7 +467,7 @@ class SQLiteIndex(KeyIndex):
         """
         if rows:
             assert all(value.startswith("{") for _, value in rows)
-            batch = "[" + ",".join(f"[{_encode(key)},{value}]" for key, value in rows) + "]"
+            batch = "[" + ",".join(f"[{_json_key(key)},{value}]" for key, value in rows) + "]"
             self._conn.execute(
                 f'INSERT OR REPLACE INTO "{table}" (key, value) '
                 "SELECT json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]') FROM json_each(?) AS j",
@@ -495,7 +511,11 @@ class SQLiteIndex(KeyIndex):
             return None if value is None else dict(value)
 
         plan = plan_batch(uses, extra, read_config, read_head, read_host)
-        events = {event_id(e): e for e in plan.events}
+        events: dict[str, NewEvent] = {}
+        for event in plan.events:
+            key = event_id(event)
+            found = events.get(key)
+            events[key] = event if found is None else found.merged(event)
         for key, value in self._stored("events", events, EventRecord.from_value).items():
             stored, event = EventRecord.from_value(key, value), events[key]
             events[key] = replace(
@@ -528,14 +548,7 @@ class SQLiteIndex(KeyIndex):
         def remove(hashes: list[str]) -> list[str]:
             params = [(h,) for h in hashes]
             self._conn.executemany('DELETE FROM "configs" WHERE key = ?', params)
-            try:
-                self._conn.executemany("DELETE FROM \"events\" WHERE json_extract(value, '$.config_hash') = ?", params)
-            except sqlite3.OperationalError as exc:  # no expression index, and a row that is not JSON
-                if not _is_bad_data(exc):
-                    raise
-                rows = self._conn.execute('SELECT CAST(key AS BLOB), CAST(value AS BLOB) FROM "events"').fetchall()
-                gone_events = [(e.event_id,) for e in self._event_records(rows) if e.config_hash in set(hashes)]
-                self._conn.executemany('DELETE FROM "events" WHERE key = ?', gone_events)
+            self._conn.executemany('DELETE FROM "events" WHERE key >= ? AND key < ?', [_event_range(h) for h in hashes])
             heads = self._conn.execute(_HEADS_SQL).fetchall()
             gone = set(hashes)
             for key, value in heads:
@@ -563,17 +576,18 @@ class SQLiteIndex(KeyIndex):
     def prune_events(self, older_than_seconds: float, *, dry_run: bool = False, now: float | None = None) -> int:
         """Remove events whose last occurrence is older than ``older_than_seconds``; return how many."""
         cutoff = (time.time() if now is None else now) - older_than_seconds
-        window = event_window(cutoff)
-        # Event ids start with 19 digits of nanoseconds: the window of the last occurrence
-        # (version 2) or the time of the one event (version 1). Older windows go by key range;
-        # the cutoff's own window is checked row by row.
-        low, high = _id_prefix(window), _id_prefix(window + EVENT_WINDOW)
+        window = f"{event_window(cutoff):0{_WINDOW_DIGITS}d}"
+        # An event's key holds the window (UTC day) of its last occurrence: older windows go
+        # whole, by a comparison of key text; the cutoff's own window is checked row by row.
+        part = f"substr(key, {_WINDOW_AT}, {_WINDOW_DIGITS})"  # of keys of our shape only: see records.event_id
+        part = f"CASE WHEN length(key) = {_KEY_LENGTH} THEN {part} END"
 
         def boundary() -> list[str]:
             out = []
-            for key, value in self._conn.execute(
-                'SELECT CAST(key AS BLOB), CAST(value AS BLOB) FROM "events" WHERE key >= ? AND key < ?', (low, high)
-            ):
+            rows = self._conn.execute(
+                f'SELECT CAST(key AS BLOB), CAST(value AS BLOB) FROM "events" WHERE {part} = ?', (window,)
+            )
+            for key, value in rows:
                 try:
                     if EventRecord.from_value(_key_text(key), _decode(value)).until < cutoff:
                         out.append(_key_text(key))
@@ -582,15 +596,17 @@ class SQLiteIndex(KeyIndex):
             return out
 
         def count() -> int:
-            older = self._conn.execute('SELECT count(*) FROM "events" WHERE key < ?', (low,)).fetchone()[0]
+            older = self._conn.execute(f'SELECT count(*) FROM "events" WHERE {part} < ?', (window,)).fetchone()[0]
             return int(older) + len(boundary())
 
         def remove() -> int:
-            removed = self._conn.execute('DELETE FROM "events" WHERE key < ?', (low,)).rowcount
+            removed = self._conn.execute(f'DELETE FROM "events" WHERE {part} < ?', (window,)).rowcount
             keys = boundary()
             self._conn.executemany('DELETE FROM "events" WHERE key = ?', [(k,) for k in keys])
             return int(removed) + len(keys)
 
+        if self._version < 2:  # a version 1 file (read-only): keys of another shape
+            return len([e for e in self._read(self._all_events) if e.until < cutoff])
         return self._read(count) if dry_run else self._write(remove)
 
     # ---- reads ----
@@ -778,17 +794,19 @@ class SQLiteIndex(KeyIndex):
             yield from super().config_lines(profile=profile, provider=provider, since=since, limit=limit, host=host)
             return
         where, params = _config_filters(profile, provider, since, host)
-        sql = (
-            f"SELECT CAST(c.key AS BLOB), CAST(c.value AS BLOB), {_CONFIG_SHAPE} "
-            f"FROM \"configs\" AS c{where} ORDER BY json_extract(c.value, '$.first_seen') DESC, c.key DESC"
-        )
-        if limit is not None:
-            sql += " LIMIT ?"
+        order = "json_extract(c.value, '$.first_seen') {0}, c.key {0}"
+        sql = f'SELECT c.key, c.value FROM "configs" AS c{where} ORDER BY ' + order.format("ASC")
+        if limit is not None:  # the newest `limit`, oldest first
+            sql = f'SELECT c.key, c.value FROM "configs" AS c{where} ORDER BY {order.format("DESC")} LIMIT ?'
+            sql = f"SELECT * FROM ({sql}) AS c ORDER BY " + order.format("ASC")
             params.append(_limit(limit))
+        sql = f"SELECT CAST(c.key AS BLOB), CAST(c.value AS BLOB), {_CONFIG_SHAPE} FROM ({sql}) AS c"
 
         def fast() -> list[str]:
+            # Rows are turned into lines as they come (no list of rows beside the list of lines);
+            # a row that is not JSON stops the sort before the first row comes, so nothing is half done.
             lines = []
-            for key, value, shaped in self._conn.execute(sql, params).fetchall():
+            for key, value, shaped in self._conn.execute(sql, params):
                 try:
                     text = value.decode("utf-8")
                 except UnicodeDecodeError:
@@ -798,7 +816,7 @@ class SQLiteIndex(KeyIndex):
                     self._skip("configs", key, BadRowError("not a configs row"))
                     continue
                 lines.append('{"config_hash":"' + key.decode("ascii") + '",' + text[1:])
-            return lines[::-1]
+            return lines
 
         def slow() -> list[str]:
             records = self._filtered(profile, provider, since, limit, False, host)
@@ -807,21 +825,24 @@ class SQLiteIndex(KeyIndex):
         yield from self._careful(fast, slow)
 
     def events(self, config_hash: str) -> list[EventRecord]:
-        """The events of one config, oldest first."""
+        """The events of one config, oldest first (its rows are one range of keys)."""
 
-        def fast() -> list[Any]:
-            return self._conn.execute(
-                'SELECT CAST(key AS BLOB), CAST(value AS BLOB) FROM "events" '
-                "WHERE json_extract(value, '$.config_hash') = ?",
-                (config_hash,),
+        def work() -> list[Any]:
+            if self._version < 2:  # a version 1 file (read-only): rows keyed by time
+                return [e for e in self._all_events() if e.config_hash == config_hash]
+            rows = self._conn.execute(
+                'SELECT CAST(key AS BLOB), CAST(value AS BLOB) FROM "events" WHERE key >= ? AND key < ?',
+                _event_range(config_hash),
             ).fetchall()
+            return [e for e in self._event_records(rows) if e.config_hash == config_hash]
 
-        def slow() -> list[Any]:
-            return self._conn.execute('SELECT CAST(key AS BLOB), CAST(value AS BLOB) FROM "events"').fetchall()
-
-        records = [e for e in self._event_records(self._careful(fast, slow)) if e.config_hash == config_hash]
+        records: list[EventRecord] = self._read(work)
         records.sort(key=event_order)
         return records
+
+    def _all_events(self) -> list[EventRecord]:
+        rows = self._conn.execute('SELECT CAST(key AS BLOB), CAST(value AS BLOB) FROM "events"').fetchall()
+        return self._event_records(rows)
 
     def _event_records(self, rows: Iterable[Any]) -> list[EventRecord]:
         out = []
@@ -886,11 +907,8 @@ class SQLiteIndex(KeyIndex):
     def export(self) -> Iterator[str]:
         """JSON lines, one per config (oldest first) with its ``events`` in order."""
         configs = self._read(lambda: self._filtered(None, None, None, None, False))
-        rows = self._read(
-            lambda: self._conn.execute('SELECT CAST(key AS BLOB), CAST(value AS BLOB) FROM "events"').fetchall()
-        )
         by_hash: dict[str, list[EventRecord]] = {}
-        for event in self._event_records(rows):
+        for event in self._read(self._all_events):
             by_hash.setdefault(event.config_hash, []).append(event)
         for record in configs:
             events = sorted(by_hash.get(record.config_hash, []), key=event_order)
@@ -957,8 +975,21 @@ def _check_head(key: str, value: Any) -> None:
         raise BadRowError("not a profile's head")
 
 
-def _id_prefix(at: float) -> str:
-    return f"{int(at * 1e9):019d}"
+_WINDOW_DIGITS = EVENT_ID_WINDOW_DIGITS  # see records.event_id: <config_hash>:<window>:<digest>
+_WINDOW_AT = 66  # 1-based position of the window in an event key, after "<config_hash>:"
+_KEY_LENGTH = 64 + 1 + _WINDOW_DIGITS + 1 + 20
+
+
+def _json_key(key: str) -> str:
+    # Hashes and event ids need no escaping (the common case, thousands per batch); a profile
+    # name in a meta key may.
+    if key.isascii() and key.isprintable() and '"' not in key and "\\" not in key:
+        return f'"{key}"'
+    return _encode(key)
+
+
+def _event_range(config_hash: str) -> tuple[str, str]:
+    return f"{config_hash}:", f"{config_hash};"
 
 
 def _in_transaction(conn: sqlite3.Connection, work: Callable[[], _T], write: bool) -> _T:
