@@ -241,10 +241,12 @@ def test_the_fleet_store_is_real_tables_with_jsonb_and_indexes(pg_schema: Schema
             r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname = %s", (pg_schema.name,))
         }
         config = conn.execute(
-            f"SELECT config->>'api_key', config->'transport'->>'verify', uses FROM \"{pg_schema.name}\".configs"
+            f'SELECT f.config->>\'api_key\', f.config->\'transport\'->>\'verify\', c.uses '
+            f'FROM "{pg_schema.name}".configs c JOIN "{pg_schema.name}".canonical_forms f USING (config_hash)'
         ).fetchone()
         versions = conn.execute(f'SELECT version FROM "{pg_schema.name}".clientreg_migrations').fetchall()
-    assert columns["configs.config"] == "jsonb" and columns["events.detail"] == "jsonb"
+    assert columns["canonical_forms.config"] == "jsonb" and columns["events.detail"] == "jsonb"
+    assert columns["canonical_forms.canonical"] == "text"
     assert columns["configs.first_seen"] == "timestamp with time zone"
     assert columns["configs.profiles"] == "ARRAY" and columns["configs.uses"] == "bigint"
     assert {"profile_heads.host", "hosts.key_id", "imports.source"} <= columns.keys()

@@ -2,8 +2,8 @@
 
 Real tables in one schema (``?schema=NAME`` in the URL, default ``clientreg``)::
 
-    configs        config_hash PK, provider, canonical (the canonical JSON, exactly), config (JSONB),
-                   profiles[], hosts[], first_seen, last_seen, uses
+    configs        config_hash PK, provider, profiles[], hosts[], first_seen, last_seen, uses
+    canonical_forms  config_hash PK (-> configs) -> canonical (the canonical JSON, exactly), config (JSONB)
     events         event_id PK (window + identity, as in SQLite), config_hash, profile, kind, host,
                    pid, detail (JSONB), count, time, last_time
     profiles       profile PK -> the config it last resolved to on any host, last_seen
@@ -107,13 +107,11 @@ class Migration:
 MIGRATIONS: Final = (
     Migration(
         1,
-        "configs, events, profile heads per host, hosts, imports",
+        "configs and their canonical forms, events, profile heads per host, hosts, imports",
         (
             """CREATE TABLE {s}.configs (
                 config_hash text COLLATE "C" PRIMARY KEY CHECK (config_hash ~ '^[0-9a-f]{{64}}$'),
                 provider text NOT NULL,
-                canonical text NOT NULL,
-                config jsonb,
                 profiles text[] NOT NULL DEFAULT '{{}}',
                 hosts text[] NOT NULL DEFAULT '{{}}',
                 first_seen timestamptz NOT NULL,
@@ -124,6 +122,13 @@ MIGRATIONS: Final = (
             "CREATE INDEX configs_last_seen ON {s}.configs (last_seen)",
             "CREATE INDEX configs_profiles ON {s}.configs USING gin (profiles)",
             "CREATE INDEX configs_hosts ON {s}.configs USING gin (hosts)",
+            # The canonical form apart: a history reads the narrow rows above (15 MB for 100,000
+            # configs, not 130), and a use written to a known config parses no JSON.
+            """CREATE TABLE {s}.canonical_forms (
+                config_hash text COLLATE "C" PRIMARY KEY REFERENCES {s}.configs ON DELETE CASCADE,
+                canonical text NOT NULL,
+                config jsonb
+            )""",
             """CREATE TABLE {s}.events (
                 event_id text COLLATE "C" PRIMARY KEY,
                 config_hash text COLLATE "C" NOT NULL,
@@ -170,13 +175,14 @@ MIGRATIONS: Final = (
 )
 assert MIGRATIONS[-1].version == SCHEMA_VERSION
 
-_TABLES = frozenset({"configs", "events", "profiles", "profile_heads", "hosts", "imports", "clientreg_migrations"})
 
 # Columns read back as Unix seconds (float), the record model's times.
 _SUMMARY_COLUMNS = (
-    "config_hash, provider, profiles, date_part('epoch', first_seen), date_part('epoch', last_seen), uses"
+    "c.config_hash, c.provider, c.profiles, date_part('epoch', c.first_seen), date_part('epoch', c.last_seen), c.uses"
 )
-_CONFIG_COLUMNS = _SUMMARY_COLUMNS + ", hosts, canonical"
+_CONFIG_COLUMNS = _SUMMARY_COLUMNS + ", c.hosts, f.canonical"
+_CONFIGS = "{s}.configs c"
+_CONFIGS_AND_FORMS = "{s}.configs c JOIN {s}.canonical_forms f ON f.config_hash = c.config_hash"
 _EVENT_COLUMNS = (
     "event_id, date_part('epoch', time), config_hash, profile, kind, host, pid, detail, count, "
     "date_part('epoch', last_time)"
@@ -549,8 +555,6 @@ class PostgresIndex(KeyIndex):
         columns = (
             [h for h, _ in ordered],
             [m["provider"] for _, m in ordered],
-            [m["canonical"] for _, m in ordered],
-            [None if "\\u0000" in m["canonical"] else m["canonical"] for _, m in ordered],  # jsonb cannot hold NUL
             [_encode(m["profiles"]) for _, m in ordered],
             [_encode(m["hosts"]) for _, m in ordered],
             [m["first"] for _, m in ordered],
@@ -558,14 +562,11 @@ class PostgresIndex(KeyIndex):
             [m["uses"] for _, m in ordered],
         )
         statement = self._sql(
-            "INSERT INTO {s}.configs AS c "
-            "(config_hash, provider, canonical, config, profiles, hosts, first_seen, last_seen, uses) "
-            "SELECT t.h, t.p, t.c, t.j::jsonb, "
-            "ARRAY(SELECT jsonb_array_elements_text(t.pr::jsonb)), "
-            "ARRAY(SELECT jsonb_array_elements_text(t.ho::jsonb)), "
-            "to_timestamp(t.f), to_timestamp(t.l), t.u "
-            "FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::float8[], "
-            "%b::float8[], %b::int8[]) AS t (h, p, c, j, pr, ho, f, l, u) "
+            "INSERT INTO {s}.configs AS c (config_hash, provider, profiles, hosts, first_seen, last_seen, uses) "
+            "SELECT t.h, t.p, ARRAY(SELECT jsonb_array_elements_text(t.pr::jsonb)), "
+            "ARRAY(SELECT jsonb_array_elements_text(t.ho::jsonb)), to_timestamp(t.f), to_timestamp(t.l), t.u "
+            "FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::float8[], %b::float8[], %b::int8[]) "
+            "AS t (h, p, pr, ho, f, l, u) "
             "ORDER BY t.h "
             "ON CONFLICT (config_hash) DO UPDATE SET "
             "uses = c.uses + EXCLUDED.uses, "
@@ -580,6 +581,22 @@ class PostgresIndex(KeyIndex):
         # One statement whose rows are inserted in hash order.
         rows = cur.execute(statement, columns).fetchall()
         inserted = {config_hash for config_hash, created in rows if created}
+        if inserted:
+            # Only the writer that created a config stores its form (in the same transaction: no
+            # other writer sees the config before its form), so a use of a known config parses no JSON.
+            forms = [(h, merged[h]["canonical"]) for h in sorted(inserted)]
+            cur.execute(
+                self._sql(
+                    "INSERT INTO {s}.canonical_forms (config_hash, canonical, config) "
+                    "SELECT t.h, t.c, t.j::jsonb FROM unnest(%b::text[], %b::text[], %b::text[]) AS t (h, c, j) "
+                    "ORDER BY t.h ON CONFLICT (config_hash) DO NOTHING"
+                ),
+                (
+                    [h for h, _ in forms],
+                    [c for _, c in forms],
+                    [None if "\\u0000" in c else c for _, c in forms],  # jsonb cannot hold NUL; text can
+                ),
+            )
         return inserted
 
     def _read_heads(
@@ -612,7 +629,8 @@ class PostgresIndex(KeyIndex):
         """Stored configs in the shape `plan_batch` reads (``config`` as canonical JSON text)."""
         found: dict[str, dict[str, Any]] = {}
         rows = cur.execute(
-            self._sql(f"SELECT {_CONFIG_COLUMNS} FROM {{s}}.configs WHERE config_hash = ANY(%s)"), (sorted(hashes),)
+            self._sql(f"SELECT {_CONFIG_COLUMNS} FROM {_CONFIGS_AND_FORMS} WHERE c.config_hash = ANY(%s)"),
+            (sorted(hashes),),
         )
         for config_hash, provider, profiles, first, last, uses, hosts, canonical in rows:
             found[config_hash] = {
@@ -922,7 +940,8 @@ class PostgresIndex(KeyIndex):
 
         def work(cur: psycopg.Cursor[TupleRow]) -> Any:
             return cur.execute(
-                self._sql(f"SELECT {_CONFIG_COLUMNS} FROM {{s}}.configs WHERE config_hash = %s"), (config_hash,)
+                self._sql(f"SELECT {_CONFIG_COLUMNS} FROM {_CONFIGS_AND_FORMS} WHERE c.config_hash = %s"),
+                (config_hash,),
             ).fetchone()
 
         row = self._read(work)
@@ -946,16 +965,16 @@ class PostgresIndex(KeyIndex):
         where: list[sql.Composable] = []
         params: list[Any] = []
         if provider is not None:
-            where.append(sql.SQL("provider = %s"))
+            where.append(sql.SQL("c.provider = %s"))
             params.append(provider)
         if profile is not None:
-            where.append(sql.SQL("profiles @> ARRAY[%s]::text[]"))
+            where.append(sql.SQL("c.profiles @> ARRAY[%s]::text[]"))
             params.append(_text(profile))
         if since is not None:
-            where.append(sql.SQL("last_seen >= to_timestamp(%s)"))
+            where.append(sql.SQL("c.last_seen >= to_timestamp(%s)"))
             params.append(since)
         if host is not None:
-            where.append(sql.SQL("hosts @> ARRAY[%s]::text[]"))
+            where.append(sql.SQL("c.hosts @> ARRAY[%s]::text[]"))
             params.append(_text(host))
         if not where:
             return sql.SQL(""), params
@@ -972,8 +991,9 @@ class PostgresIndex(KeyIndex):
         row_factory: RowFactory[Any] = tuple_row,
     ) -> list[Any]:
         where, params = self._filters(profile, provider, since, host)
-        statement = sql.SQL("SELECT ") + sql.SQL(columns) + self._sql(" FROM {s}.configs") + where
-        statement += sql.SQL(" ORDER BY first_seen DESC, config_hash DESC")
+        source = _CONFIGS_AND_FORMS if "f.canonical" in columns else _CONFIGS
+        statement = sql.SQL("SELECT ") + sql.SQL(columns) + self._sql(" FROM " + source) + where
+        statement += sql.SQL(" ORDER BY c.first_seen DESC, c.config_hash DESC")
         if limit is not None:
             statement += sql.SQL(" LIMIT %s")
             params.append(min(max(int(limit), 0), _MAX_LIMIT))
@@ -1103,11 +1123,11 @@ class PostgresIndex(KeyIndex):
     def _export_statement(self) -> sql.Composed:
         return self._sql(
             "SELECT c.config_hash, c.provider, c.profiles, date_part('epoch', c.first_seen), "
-            "date_part('epoch', c.last_seen), c.uses, c.hosts, c.canonical, "
+            "date_part('epoch', c.last_seen), c.uses, c.hosts, f.canonical, "
             "(SELECT coalesce(json_agg(json_build_array(e.event_id, date_part('epoch', e.time), "
             "e.config_hash, e.profile, e.kind, e.host, e.pid, e.detail, e.count, "
             "date_part('epoch', e.last_time))), '[]') FROM {s}.events e WHERE e.config_hash = c.config_hash) "
-            "FROM {s}.configs c ORDER BY c.first_seen, c.config_hash"
+            f"FROM {_CONFIGS_AND_FORMS} ORDER BY c.first_seen, c.config_hash"
         )
 
     # ---- lifetime ----
