@@ -4,8 +4,8 @@ Real tables in one schema (``?schema=NAME`` in the URL, default ``clientreg``)::
 
     configs        config_hash PK, provider, profiles[], hosts[], first_seen, last_seen, uses
     canonical_forms  config_hash PK (-> configs) -> canonical (the canonical JSON, exactly), config (JSONB)
-    events         event_id PK (window + identity, as in SQLite), config_hash, profile, kind, host,
-                   pid, detail (JSONB), count, time, last_time
+    events         event_id PK (<config_hash>:<UTC day>:<digest>, as in SQLite), config_hash,
+                   profile, kind, host, pid, detail (JSONB), count, time, last_time
     profiles       profile PK -> the config it last resolved to on any host, last_seen
     profile_heads  (profile, host) PK -> config_hash, since, last_seen: the config it resolves to there
     hosts          host PK -> key_id (fingerprint key id), first_seen, last_seen
