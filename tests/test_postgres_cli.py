@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from registry.index import ConfigUse, KeyIndex
-from schemas import OpenAISettings
+from schemas import OpenAISettings, fingerprint_key_id
 from tests.cli_helpers import Seeded, clientreg, seed_index
 from tests.postgres_helpers import Schema, admin
 
@@ -166,8 +166,17 @@ def _host_history(path: Path, now: float) -> Seeded:
     ]
     with KeyIndex(path) as index:
         for s, profile, at, n in uses:
-            index.apply([ConfigUse(s.config_hash, "openai", s.canonical_json(), profile, at, uses=n, kind="built")])
+            detail = {"key_id": fingerprint_key_id()}  # as the recorder writes a build
+            use = ConfigUse(s.config_hash, "openai", s.canonical_json(), profile, at, n, "built", detail=detail)
+            index.apply([use])
     return Seeded(path, {"fast": fast.config_hash, "slow": slow.config_hash, "batch": batch.config_hash}, now)
+
+
+def lite_host(seeded: Seeded) -> str:
+    """The host the file's history names (this machine, or $CLIENTREG_HOSTNAME)."""
+    from registry.index.records import current_host
+
+    return current_host()
 
 
 def test_export_from_a_file_imported_twice_into_postgresql_counts_once(tmp_path: Path, pg_schema: Schema) -> None:
@@ -179,6 +188,8 @@ def test_export_from_a_file_imported_twice_into_postgresql_counts_once(tmp_path:
     assert first.json()["configs"] == 3 and first.json()["created"] == 3 and first.json()["uses_added"] == 20
     again = clientreg("import", "host.jsonl", "--index", pg_schema.url, cwd=tmp_path)
     assert again.code == 0 and "0 new, 0 uses added" in again.out
+    (host,) = clientreg("hosts", "--json", "--index", pg_schema.url, cwd=tmp_path).json()
+    assert host["host"] == lite_host(lite) and host["key_id"] == fingerprint_key_id()
     before = clientreg("history", "--json", "--index", lite.path, cwd=tmp_path).json()
     after = clientreg("history", "--json", "--index", pg_schema.url, cwd=tmp_path).json()
     assert [(i["config_hash"], i["uses"], i["profiles"]) for i in before] == [

@@ -928,6 +928,15 @@ class PostgresIndex(KeyIndex):
             for e in item.events
         ]
         self._upsert_events(cur, events, additive=False)
+        # The hosts the history names, as they were then: first and last event, the key of their last build.
+        named: dict[str, dict[str, Any]] = {}
+        for e in sorted(events, key=lambda e: e.until):
+            found = named.setdefault(e.host, {"first_seen": e.time, "last_seen": e.until, "key_id": None})
+            found["first_seen"], found["last_seen"] = min(found["first_seen"], e.time), max(found["last_seen"], e.until)
+            key_id = (e.detail or {}).get("key_id") if e.kind in ("built", "warm") else None
+            if isinstance(key_id, str):
+                found["key_id"] = key_id
+        self._upsert_hosts(cur, {h: v for h, v in named.items() if h})
         return ImportResult(source, len(batch), len(inserted), added_uses, len(events))
 
     # ---- reads ----
