@@ -17,7 +17,6 @@ and its Prometheus name. ``opentelemetry-api`` (the ``[otel]`` extra) is importe
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import weakref
@@ -36,8 +35,6 @@ if TYPE_CHECKING:
     from registry.recorder import IndexRecorder
 
 __all__ = ["PROVIDER_NAMES", "Instrumentation", "instrument", "uninstrument"]
-
-log = logging.getLogger("clientreg")
 
 METER_NAME = "clientreg"
 
