@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         UnknownProfileError,
         UnsupportedEventLoopError,
     )
+    from registry.metrics import instrument, uninstrument
     from registry.wrappers import (
         get_async_cerebras_client,
         get_async_groq_client,
@@ -57,6 +58,8 @@ __all__ = [
     "get_groq_client",
     "get_http_client",
     "get_openai_client",
+    "instrument",
+    "uninstrument",
 ]
 
 # Where each public name lives. Loaded on first access, so `clientreg history` (which
@@ -81,6 +84,8 @@ _EXPORTS = {
     "get_cerebras_client": "registry.wrappers",
     "get_groq_client": "registry.wrappers",
     "get_openai_client": "registry.wrappers",
+    "instrument": "registry.metrics",
+    "uninstrument": "registry.metrics",
 }
 
 

@@ -51,6 +51,8 @@ _monotonic = time.monotonic
 EvictionReason = Literal["lru", "idle", "close"]
 BuildHook = Callable[[str, bool, float], object]
 """Called after each build with (provider, is_async, seconds)."""
+RegistryTotals = tuple[int, int, int, dict[str, int]]
+"""(hits, misses, builds, evictions by reason), as `Registry._totals_reader` reads them."""
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,11 @@ class Registry:
         self._reset_state()
         self._closed = False
         _live_registries.add(self)
+        for hook in _new_registry_hooks:
+            try:
+                hook(self)
+            except Exception:
+                log.debug("clientreg: a new-registry hook failed", exc_info=True)
         if max_idle is not None:
             _janitor.watch(self)
         if warm_start:
@@ -201,7 +208,7 @@ class Registry:
         self._retired: list[_Pool] = []  # no user left, closed once nothing is in flight on them
         self._released: deque[_Pool] = deque()  # one per evicted client collected (appended lock-free)
         self._hits = Count()  # also the registry's clock: see _tick
-        self._ticks_not_hits = 0  # ticks taken by builds and slow-path hand-outs, not hits
+        self._not_hits = Count()  # ticks taken by builds and slow-path hand-outs (under the lock), not hits
         self._times: list[tuple[float, int]] = [(_monotonic(), 0)]  # (monotonic time, tick) noted
         self._misses = Count()
         self._builds = Count()
@@ -287,11 +294,12 @@ class Registry:
         """
         self._tidy()
         with self._lock:
+            hits = self._hits.total() - self._not_hits.total()  # under the lock: no tick half taken
             live_clients = len(self._sync) + len(self._async)
             pools = [*self._pools.values(), *self._retired]
             evictions = sum(self._evicted.values())
         return RegistryStats(
-            hits=self._hits.total() - self._ticks_not_hits,
+            hits=hits,
             misses=self._misses.total(),
             builds=self._builds.total(),
             build_seconds=self._build_ns / 1e9,
@@ -407,6 +415,21 @@ class Registry:
             live = {k: v for k, v in self._live.items() if v}
             pools = [*self._pools.values(), *self._retired]
         return RegistryCounters(evictions, live, len(pools), _count_loops(pools), self._build_hooks)
+
+    def _totals_reader(self) -> Callable[[], RegistryTotals]:
+        """A reader of (hits, misses, builds, evictions by reason) holding the counters, not the registry.
+
+        For the metrics module: it still reads a registry's final totals after the registry is
+        collected, so process-wide counters never go down. Valid until a fork resets the state.
+        """
+        lock, hits, not_hits, misses, builds = self._lock, self._hits, self._not_hits, self._misses, self._builds
+        evicted = self._evicted
+
+        def read() -> RegistryTotals:
+            with lock:  # a tick (not a hit) bumps both counts under the lock
+                return hits.total() - not_hits.total(), misses.total(), builds.total(), dict(evicted)
+
+        return read
 
     # ---- the slow path ------------------------------------------------------------------
 
@@ -631,7 +654,7 @@ class Registry:
         taken off the hit path (`_note_time`): a client whose last tick is below the tick
         noted at time T was not handed out since T. Builds take a tick too, not counted as hits.
         """
-        self._ticks_not_hits += 1
+        self._not_hits.hit()
         return self._hits.hit()
 
     def _note_time(self) -> None:
@@ -847,6 +870,8 @@ class _Janitor:
 
 _janitor = _Janitor()
 _live_registries: weakref.WeakSet[Registry] = weakref.WeakSet()
+_new_registry_hooks: list[Callable[[Registry], object]] = []
+"""Called with each new Registry (the metrics module watches every registry from its start)."""
 
 
 def _fresh_cached_property_locks() -> None:
