@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from registry._default import default_registry, get_async_client, get_client
     from registry._registry import Registry, RegistryStats
+    from registry.credentials import KeyProviderError, register_key_provider
     from registry.errors import (
         MissingCredentialsError,
         NoRunningLoopError,
@@ -21,32 +22,42 @@ if TYPE_CHECKING:
         RegistryError,
         UnknownProfileError,
     )
+    from registry.providers import SDKNotInstalledError
+    from registry.providers._shared import SharedClientError
     from registry.wrappers import (
+        get_async_azure_openai_client,
         get_async_cerebras_client,
         get_async_groq_client,
         get_async_openai_client,
+        get_azure_openai_client,
         get_cerebras_client,
         get_groq_client,
         get_openai_client,
     )
 
 __all__ = [
+    "KeyProviderError",
     "MissingCredentialsError",
     "NoRunningLoopError",
     "Registry",
     "RegistryClosedError",
     "RegistryError",
     "RegistryStats",
+    "SDKNotInstalledError",
+    "SharedClientError",
     "UnknownProfileError",
     "default_registry",
+    "get_async_azure_openai_client",
     "get_async_cerebras_client",
     "get_async_client",
     "get_async_groq_client",
     "get_async_openai_client",
+    "get_azure_openai_client",
     "get_cerebras_client",
     "get_client",
     "get_groq_client",
     "get_openai_client",
+    "register_key_provider",
 ]
 
 # Where each public name lives. Loaded on first access, so `clientreg history` (which
@@ -62,6 +73,12 @@ _EXPORTS = {
     "RegistryClosedError": "registry.errors",
     "RegistryError": "registry.errors",
     "UnknownProfileError": "registry.errors",
+    "KeyProviderError": "registry.credentials",
+    "register_key_provider": "registry.credentials",
+    "SDKNotInstalledError": "registry.providers",
+    "SharedClientError": "registry.providers._shared",
+    "get_async_azure_openai_client": "registry.wrappers",
+    "get_azure_openai_client": "registry.wrappers",
     "get_async_cerebras_client": "registry.wrappers",
     "get_async_groq_client": "registry.wrappers",
     "get_async_openai_client": "registry.wrappers",
