@@ -34,7 +34,7 @@ from pydantic import ValidationError
 
 import registry._default as _defaults
 from registry.credentials import name_for_callable
-from registry.errors import RegistryError
+from registry.errors import RegistryClosedError, RegistryError
 from schemas import (
     AzureOpenAISettings,
     CerebrasSettings,
@@ -98,26 +98,30 @@ class _Memo:
 
     ``kwargs`` is compared with ``==`` (order-insensitive for the header dicts); ``numbers`` are
     the arguments whose value was a number, where a bool given later must not be taken for the
-    equal number (``True == 1``; the settings refuse true/false for numbers). ``env`` holds the
-    values of the variables that fill the fields the call left unset, read from
-    ``os.environ``'s own dict, compared on every hit. Nothing here is a string made from a
-    secret: the memo is keyed by ``hash()`` of the key and URL, and holds the objects as given.
+    equal number (``True == 1``; the settings refuse true/false for numbers). The environment
+    variables that fill the fields the call left unset are checked on every hit, in
+    ``os.environ``'s own dict: ``absent`` are those that were not set (one C-level
+    ``isdisjoint``), ``present`` / ``values`` those that were, with their values. Nothing here
+    is a string made from a secret: the memo is keyed by ``hash()`` of the key and URL, and
+    holds the objects as given.
     """
 
-    __slots__ = ("env", "env_keys", "kwargs", "numbers", "settings")
+    __slots__ = ("absent", "kwargs", "numbers", "present", "settings", "values")
 
     def __init__(
         self,
         kwargs: dict[str, Any],
         numbers: tuple[str, ...],
-        env_keys: tuple[Any, ...],
-        env: tuple[Any, ...],
+        absent: frozenset[Any],
+        present: tuple[Any, ...],
+        values: tuple[Any, ...],
         settings: ProviderSettings,
     ) -> None:
         self.kwargs = kwargs
         self.numbers = numbers
-        self.env_keys = env_keys
-        self.env = env
+        self.absent = absent
+        self.present = present
+        self.values = values
         self.settings = settings
 
 
@@ -257,8 +261,10 @@ class _Wrapper:
         ]
         if isinstance(kwargs.get("api_key_env"), str):
             variables.append(kwargs["api_key_env"])
-        env_keys = tuple(_ENV_KEY(v) for v in dict.fromkeys(variables))
-        memo = _Memo(copied, tuple(numbers), env_keys, tuple(map(_ENV_DATA.get, env_keys)), settings)
+        env_keys = [_ENV_KEY(v) for v in dict.fromkeys(variables)]
+        present = tuple(k for k in env_keys if k in _ENV_DATA)
+        absent = frozenset(k for k in env_keys if k not in present)
+        memo = _Memo(copied, tuple(numbers), absent, present, tuple(map(_ENV_DATA.get, present)), settings)
         with self.lock:
             bucket = self.memo.get(key)
             if bucket is None:
@@ -269,32 +275,56 @@ class _Wrapper:
                 self.memo[key] = [memo, *bucket[: _BUCKET_SIZE - 1]]  # replaced, never changed in place
 
 
-def _client(wrapper: _Wrapper, kwargs: dict[str, Any], is_async: bool) -> Any:
-    """The shared client for ``kwargs``: from the memo when it can be, else via the settings."""
-    settings: ProviderSettings | None = None
-    try:
-        bucket = wrapper.memo.get(hash((kwargs.get("api_key"), kwargs.get("base_url"))))
-    except TypeError:  # an unhashable key or URL: not memoised
-        bucket = None
-    if bucket is not None and _ENV_DATA is not None:
-        get = _ENV_DATA.get
-        for memo in bucket:
-            if memo.kwargs == kwargs and memo.env == tuple(map(get, memo.env_keys)):
-                for name in memo.numbers:
-                    if kwargs[name].__class__ is bool:
+def _drop_in(wrapper: _Wrapper, *, is_async: bool, doc: str) -> Callable[..., Any]:
+    """Make the public function for ``wrapper``: the memo hit inline, everything else delegated.
+
+    The hit path is written out here, once, and closed over its wrapper's memo, rather than
+    called from eight small functions: a wrapper hit is meant to cost little more than
+    ``get_client(settings)``, and a call level is a tenth of that.
+    """
+    memo_table = wrapper.memo
+    environ_keys = _ENV_DATA.keys() if _ENV_DATA is not None else None
+    environ_get = _ENV_DATA.get if _ENV_DATA is not None else None
+    function = wrapper.function
+
+    def drop_in(**kwargs: Any) -> Any:
+        settings: ProviderSettings | None = None
+        given = kwargs.get
+        try:
+            bucket = memo_table.get(hash((given("api_key"), given("base_url"))))
+        except TypeError:  # an unhashable key or URL: never memoised
+            bucket = None
+        if bucket is not None and environ_keys is not None:
+            for memo in bucket:
+                if (
+                    memo.kwargs == kwargs
+                    and environ_keys.isdisjoint(memo.absent)
+                    and (not memo.present or tuple(map(environ_get, memo.present)) == memo.values)  # type: ignore[arg-type]
+                ):
+                    for name in memo.numbers:
+                        if kwargs[name].__class__ is bool:
+                            break
+                    else:
+                        settings = memo.settings
                         break
-                else:
-                    settings = memo.settings
-                    break
-    if settings is None:
-        settings = wrapper.settings(kwargs)
-    registry = _defaults._default
-    if registry is None or registry.closed:
-        registry = _defaults.default_registry()
-    try:
-        return registry.get_async_client(settings) if is_async else registry.get_client(settings)
-    except (RegistryError, SettingsError) as exc:
-        raise _renamed(exc, wrapper.function, is_async) from exc.__cause__
+        if settings is None:
+            settings = wrapper.settings(kwargs)
+        registry = _defaults._default
+        if registry is None:
+            registry = _defaults.default_registry()
+        try:
+            try:
+                return registry.get_async_client(settings) if is_async else registry.get_client(settings)
+            except RegistryClosedError:  # closed since: the default registry is made anew
+                registry = _defaults.default_registry()
+                return registry.get_async_client(settings) if is_async else registry.get_client(settings)
+        except (RegistryError, SettingsError) as exc:
+            raise _renamed(exc, function, is_async) from exc.__cause__
+
+    drop_in.__name__ = drop_in.__qualname__ = function
+    drop_in.__doc__ = doc
+    drop_in.__module__ = __name__
+    return drop_in
 
 
 def _renamed(exc: Exception, function: str, is_async: bool) -> Exception:
@@ -373,41 +403,27 @@ _CEREBRAS = _Wrapper("get_cerebras_client", CerebrasSettings, _CEREBRAS_SDK)
 _ASYNC_CEREBRAS = _Wrapper("get_async_cerebras_client", CerebrasSettings, _CEREBRAS_SDK)
 
 
-def get_openai_client(**kwargs: Any) -> Any:
-    """A shared ``openai.OpenAI`` for these constructor arguments."""
-    return _client(_OPENAI, kwargs, False)
-
-
-def get_async_openai_client(**kwargs: Any) -> Any:
-    """A shared ``openai.AsyncOpenAI`` for these constructor arguments."""
-    return _client(_ASYNC_OPENAI, kwargs, True)
-
-
-def get_azure_openai_client(**kwargs: Any) -> Any:
-    """A shared ``openai.AzureOpenAI`` for these constructor arguments."""
-    return _client(_AZURE, kwargs, False)
-
-
-def get_async_azure_openai_client(**kwargs: Any) -> Any:
-    """A shared ``openai.AsyncAzureOpenAI`` for these constructor arguments."""
-    return _client(_ASYNC_AZURE, kwargs, True)
-
-
-def get_groq_client(**kwargs: Any) -> Any:
-    """A shared ``groq.Groq`` for these constructor arguments."""
-    return _client(_GROQ, kwargs, False)
-
-
-def get_async_groq_client(**kwargs: Any) -> Any:
-    """A shared ``groq.AsyncGroq`` for these constructor arguments."""
-    return _client(_ASYNC_GROQ, kwargs, True)
-
-
-def get_cerebras_client(**kwargs: Any) -> Any:
-    """A shared ``cerebras.cloud.sdk.Cerebras`` for these constructor arguments."""
-    return _client(_CEREBRAS, kwargs, False)
-
-
-def get_async_cerebras_client(**kwargs: Any) -> Any:
-    """A shared ``cerebras.cloud.sdk.AsyncCerebras`` for these constructor arguments."""
-    return _client(_ASYNC_CEREBRAS, kwargs, True)
+get_openai_client = _drop_in(
+    _OPENAI, is_async=False, doc="A shared ``openai.OpenAI`` for these constructor arguments."
+)
+get_async_openai_client = _drop_in(
+    _ASYNC_OPENAI, is_async=True, doc="A shared ``openai.AsyncOpenAI`` for these constructor arguments."
+)
+get_azure_openai_client = _drop_in(
+    _AZURE, is_async=False, doc="A shared ``openai.AzureOpenAI`` for these constructor arguments."
+)
+get_async_azure_openai_client = _drop_in(
+    _ASYNC_AZURE, is_async=True, doc="A shared ``openai.AsyncAzureOpenAI`` for these constructor arguments."
+)
+get_groq_client = _drop_in(_GROQ, is_async=False, doc="A shared ``groq.Groq`` for these constructor arguments.")
+get_async_groq_client = _drop_in(
+    _ASYNC_GROQ, is_async=True, doc="A shared ``groq.AsyncGroq`` for these constructor arguments."
+)
+get_cerebras_client = _drop_in(
+    _CEREBRAS, is_async=False, doc="A shared ``cerebras.cloud.sdk.Cerebras`` for these constructor arguments."
+)
+get_async_cerebras_client = _drop_in(
+    _ASYNC_CEREBRAS,
+    is_async=True,
+    doc="A shared ``cerebras.cloud.sdk.AsyncCerebras`` for these constructor arguments.",
+)
