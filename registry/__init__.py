@@ -12,7 +12,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from registry._default import default_registry, get_async_client, get_client
+    from registry._default import (
+        default_registry,
+        get_async_client,
+        get_async_http_client,
+        get_client,
+        get_http_client,
+    )
     from registry._registry import Registry, RegistryStats
     from registry.credentials import KeyProviderError, register_key_provider
     from registry.errors import (
@@ -21,6 +27,7 @@ if TYPE_CHECKING:
         RegistryClosedError,
         RegistryError,
         UnknownProfileError,
+        UnsupportedEventLoopError,
     )
     from registry.providers import SDKNotInstalledError
     from registry.providers._shared import SharedClientError
@@ -46,16 +53,19 @@ __all__ = [
     "SDKNotInstalledError",
     "SharedClientError",
     "UnknownProfileError",
+    "UnsupportedEventLoopError",
     "default_registry",
     "get_async_azure_openai_client",
     "get_async_cerebras_client",
     "get_async_client",
     "get_async_groq_client",
+    "get_async_http_client",
     "get_async_openai_client",
     "get_azure_openai_client",
     "get_cerebras_client",
     "get_client",
     "get_groq_client",
+    "get_http_client",
     "get_openai_client",
     "register_key_provider",
 ]
@@ -66,6 +76,8 @@ _EXPORTS = {
     "default_registry": "registry._default",
     "get_async_client": "registry._default",
     "get_client": "registry._default",
+    "get_http_client": "registry._default",
+    "get_async_http_client": "registry._default",
     "Registry": "registry._registry",
     "RegistryStats": "registry._registry",
     "MissingCredentialsError": "registry.errors",
@@ -73,6 +85,7 @@ _EXPORTS = {
     "RegistryClosedError": "registry.errors",
     "RegistryError": "registry.errors",
     "UnknownProfileError": "registry.errors",
+    "UnsupportedEventLoopError": "registry.errors",
     "KeyProviderError": "registry.credentials",
     "register_key_provider": "registry.credentials",
     "SDKNotInstalledError": "registry.providers",

@@ -11,6 +11,22 @@ import pytest
 from schemas._fingerprint import _Key, fingerprint_key_id, reset_fingerprint_key
 from tests.fake_server import FakeServer
 
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--stress",
+        action="store_true",
+        default=False,
+        help="run the long versions of the stress tests (a million hand-outs, a thousand forks)",
+    )
+
+
+@pytest.fixture
+def stress(request: pytest.FixtureRequest) -> bool:
+    """True under ``--stress``: tests then run their long versions."""
+    return bool(request.config.getoption("--stress"))
+
+
 _ISOLATED_PREFIXES = ("OPENAI_", "AZURE_OPENAI_", "GROQ_", "CEREBRAS_", "CLIENTREG_")
 TEST_FINGERPRINT_KEY = "clientreg-example-fingerprint-key-0001"
 """The fingerprint key of every test (and of the golden vectors in docs/config-hash.md)."""
