@@ -20,9 +20,12 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError, core_schema
 
 from schemas._canonical import (
+    _ENV_DATA,
+    _ENV_DECODE,
     FORM_VERSION,
     FrozenMap,
     dumps,
+    encoded_variable,
     fingerprint,
     getenv,
     public_value,
@@ -40,7 +43,7 @@ from schemas._checks import (
     variable_name,
     verify_value,
 )
-from schemas._errors import model_problems, settings_error
+from schemas._errors import SettingsError, model_problems, settings_error
 from schemas._fingerprint import on_key_reset
 
 # Fields that describe the HTTP transport. Clients whose transport fields are equal share one
@@ -71,9 +74,13 @@ StrMap = Annotated[Mapping[str, str], _Frozen()]
 """A ``str -> str`` mapping, stored as an immutable FrozenMap."""
 
 _EMPTY = FrozenMap()
+_URL_FIELDS = frozenset({"base_url", "azure_endpoint", "websocket_base_url"})
 _NUMBERS = frozenset({"timeout", "max_retries", "max_connections", "max_keepalive_connections", "keepalive_expiry"})
 # config_hash memo: (model class, field values) -> hash. It holds the field values, secrets
-# included, in memory only, as the settings objects themselves do.
+# included, in memory only, as the settings objects themselves do. Keying by == is sound
+# because validation leaves every value of an exact builtin type (str, int, float, bool,
+# tuple, FrozenMap, SecretStr, TimeoutParts) and stores -0.0, the one value == confuses with
+# another that serialises differently, as 0.0.
 _HASH_MEMO: dict[tuple[type, tuple[Any, ...]], str] = {}
 _HASH_MEMO_SIZE = 4096
 on_key_reset(_HASH_MEMO.clear)  # hashes hold fingerprints, which change with the key
@@ -107,42 +114,40 @@ class SettingsModel(BaseModel):
         raise error  # outside the except block: pydantic's error, which may quote input, is not chained
 
     @classmethod
-    def model_validate(
-        cls,
-        obj: Any,
-        *,
-        strict: bool | None = None,
-        extra: Any = None,
-        from_attributes: bool | None = None,
-        context: Any | None = None,
-        by_alias: bool | None = None,
-        by_name: bool | None = None,
-    ) -> Self:
+    def model_validate(cls, obj: Any, **options: Any) -> Self:
         """Validate ``obj`` (a mapping of field values) into a model; bad values raise `SettingsError`."""
         try:
-            return super().model_validate(
-                obj,
-                strict=strict,
-                extra=extra,
-                from_attributes=from_attributes,
-                context=context,
-                by_alias=by_alias,
-                by_name=by_name,
-            )
+            return super().model_validate(obj, **options)
+        except ValidationError as exc:
+            error = _as_settings_error(cls, exc)
+        raise error
+
+    @classmethod
+    def model_validate_json(cls, json_data: str | bytes | bytearray, **options: Any) -> Self:
+        """Validate a JSON document into a model; bad values raise `SettingsError`."""
+        try:
+            return super().model_validate_json(json_data, **options)
+        except ValidationError as exc:
+            error = _as_settings_error(cls, exc)
+        raise error
+
+    @classmethod
+    def model_validate_strings(cls, obj: Any, **options: Any) -> Self:
+        """Validate a mapping of strings (as from an environment) into a model; bad values raise `SettingsError`."""
+        try:
+            return super().model_validate_strings(obj, **options)
         except ValidationError as exc:
             error = _as_settings_error(cls, exc)
         raise error
 
 
-def _as_settings_error(cls: type[BaseModel], exc: ValidationError) -> ValidationError:
+def _as_settings_error(cls: type[BaseModel], exc: ValidationError) -> SettingsError:
     problems = model_problems(exc.errors(include_url=False, include_input=False))
     lines = [
         f"{cls.__name__}: field {'.'.join(p.loc)!r}: {p.message}" if p.loc else f"{cls.__name__}: {p.message}"
         for p in problems
     ]
-    error = settings_error(cls.__name__, lines, problems)
-    assert isinstance(error, ValidationError)
-    return error
+    return settings_error(cls.__name__, lines, problems)
 
 
 class TimeoutParts(SettingsModel):
@@ -180,8 +185,8 @@ class ProviderSettings(SettingsModel):
     _field_names: ClassVar[frozenset[str]] = frozenset()
     _field_values: ClassVar[Callable[[dict[str, Any]], tuple[Any, ...]]]
     _env_blockers: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    _env_plan: ClassVar[tuple[tuple[str, str, Any, tuple[str, ...]], ...]] = ()
     _exclusive_names: ClassVar[frozenset[str]] = frozenset()
-    _url_fields: ClassVar[tuple[str, ...]] = ()
 
     provider: str
     api_key: SecretStr | None = None
@@ -218,28 +223,51 @@ class ProviderSettings(SettingsModel):
     @model_validator(mode="before")
     @classmethod
     def _fill_from_environment(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
+        if data.__class__ is not dict and not isinstance(data, dict):
             return data
-        unknown = data.keys() - cls._field_names
-        if unknown:
-            raise _unknown_fields_error(cls, sorted(unknown))
-        for name in _NUMBERS.intersection(data):
-            if data[name].__class__ is bool:  # pydantic's lax mode would read True as 1
-                raise _field_error(cls, name, "bool_number", "must be a number, not true/false")
-        if len(cls._exclusive_names.intersection(data)) > 1:
+        # One pass over what was given: unknown names, true/false for numbers, and whether
+        # any value needs the full control-character check (a plain printable str does not).
+        names, exclusive = cls._field_names, cls._exclusive_names
+        check_text = check_urls = False
+        exclusive_given = 0
+        for name, value in data.items():
+            if name not in names:
+                raise _unknown_fields_error(cls, sorted(data.keys() - names))
+            kind = value.__class__
+            if kind is str:
+                if not value.isprintable():
+                    check_text = True
+                if "?" in value and name in _URL_FIELDS:
+                    check_urls = True
+            elif kind is bool:
+                if name in _NUMBERS:  # pydantic's lax mode would read True as 1
+                    raise _field_error(cls, name, "bool_number", "must be a number, not true/false")
+            elif kind is dict:
+                for key, item in value.items():
+                    if key.__class__ is not str or item.__class__ is not str or not (key + item).isprintable():
+                        check_text = True
+                        break
+            elif value is not None and kind is not int and kind is not float:
+                check_text = True  # a list, a SecretStr, bytes, another mapping: look inside
+            if name in exclusive and value is not None:
+                exclusive_given += 1
+        if exclusive_given > 1:
             _check_exclusive(cls, data)
         filled: dict[str, Any] | None = None
         key_env = data.get("api_key_env")
-        for field, variable in cls.env_fallbacks.items():
+        for field, variable, encoded, blockers in cls._env_plan:
             current = data if filled is None else filled
             if current.get(field) is not None:
                 continue
-            blockers = cls._env_blockers.get(field)
-            if blockers is not None and any(current.get(b) is not None for b in blockers):
+            if blockers and any(current.get(b) is not None for b in blockers):
                 continue
             if field == "api_key" and key_env is not None:
-                variable = key_env  # the profile named its own variable: never fall back to another account's
-            value = getenv(variable)
+                value = getenv(key_env)  # the profile named its own variable: never fall back to another account's
+            elif encoded is not None:
+                raw = _ENV_DATA.get(encoded)  # type: ignore[union-attr]
+                value = None if raw is None else str(_ENV_DECODE(raw))  # type: ignore[misc]
+            else:
+                value = getenv(variable)
             if value is not None or field in data:
                 if filled is None:
                     filled = dict(data)
@@ -247,15 +275,23 @@ class ProviderSettings(SettingsModel):
                     del filled[field]  # an explicit None, as in the SDKs, means "the default"
                 else:
                     filled[field] = value
-        for field, decider in cls.replaced_by.items():
-            if data.get(decider) is not None:
-                if filled is None:
-                    filled = dict(data)
-                filled[field] = None
+                    if not value.isprintable():
+                        check_text = True
+                    if "?" in value and field in _URL_FIELDS:
+                        check_urls = True
+        if cls.replaced_by:
+            for field, decider in cls.replaced_by.items():
+                if data.get(decider) is not None:
+                    if filled is None:
+                        filled = dict(data)
+                    filled[field] = None
         result = data if filled is None else filled
-        problems = control_character_problems(result)
-        if problems:
-            raise _fields_error(cls, problems)
+        if check_text:
+            problems = control_character_problems(result)
+            if problems:
+                raise _fields_error(cls, problems)
+        if check_urls:
+            _check_url_queries(cls, result)
         return result
 
     @field_validator("api_key_env")
@@ -331,24 +367,18 @@ class ProviderSettings(SettingsModel):
 
     @model_validator(mode="after")
     def _check_limits(self) -> ProviderSettings:
-        if self.max_keepalive_connections > self.max_connections:
-            raise PydanticCustomError("limits", "max_keepalive_connections must not exceed max_connections")
         values = self.__dict__
+        if values["max_keepalive_connections"] > values["max_connections"]:
+            raise PydanticCustomError("limits", "max_keepalive_connections must not exceed max_connections")
         if values["keepalive_expiry"] == 0.0:
             # -0.0 == 0.0 (so the hash memo would take one for the other) but it serialises as
             # "-0.0": store the one zero.
             values["keepalive_expiry"] = 0.0
-        if self.public_headers and self.default_headers:
-            values["default_headers"]._public = frozenset(self.public_headers)
-        if self.public_query and self.default_query:
-            values["default_query"]._public = frozenset(self.public_query)
-        for name in type(self)._url_fields:
-            url = values[name]
-            if url is not None and "?" in url:
-                try:
-                    check_url_query(url, frozenset(self.public_query))
-                except PydanticCustomError as exc:
-                    raise _field_error(type(self), name, exc.type, exc.message()) from None
+        if values["public_headers"] or values["public_query"]:
+            if values["default_headers"]:
+                values["default_headers"]._public = frozenset(values["public_headers"])
+            if values["default_query"]:
+                values["default_query"]._public = frozenset(values["public_query"])
         return self
 
     # ---- canonical form ---------------------------------------------------------------
@@ -488,10 +518,12 @@ class ProviderSettings(SettingsModel):
         for field, decider in cls.replaced_by.items():
             blockers[field] = (*blockers.get(field, ()), decider)
         cls._env_blockers = {k: tuple(dict.fromkeys(v)) for k, v in blockers.items() if k in cls.model_fields}
-        cls._exclusive_names = frozenset(name for group in cls.exclusive_fields for name in group)
-        cls._url_fields = tuple(
-            n for n in ("base_url", "azure_endpoint", "websocket_base_url") if n in cls.model_fields
+        # The environment lookups of each construction, with the variables' names encoded once.
+        cls._env_plan = tuple(
+            (field, variable, encoded_variable(variable), cls._env_blockers.get(field, ()))
+            for field, variable in cls.env_fallbacks.items()
         )
+        cls._exclusive_names = frozenset(name for group in cls.exclusive_fields for name in group)
 
     def __hash__(self) -> int:
         return hash(self.config_hash)
@@ -533,6 +565,22 @@ def _unknown_fields_error(cls: type[ProviderSettings], names: list[str]) -> Vali
             }
         )
     return ValidationError.from_exception_data(cls.__name__, details, hide_input=True)
+
+
+def _check_url_queries(cls: type[ProviderSettings], data: Mapping[str, Any]) -> None:
+    declared = data.get("public_query") or ()
+    public = (
+        frozenset(name for name in declared if isinstance(name, str))
+        if isinstance(declared, list | tuple)
+        else frozenset()
+    )
+    for name in _URL_FIELDS:
+        url = data.get(name)
+        if isinstance(url, str) and "?" in url:
+            try:
+                check_url_query(url, public)
+            except PydanticCustomError as exc:
+                raise _field_error(cls, name, exc.type, exc.message()) from None
 
 
 def _check_exclusive(cls: type[ProviderSettings], data: Mapping[str, Any]) -> None:

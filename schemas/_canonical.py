@@ -227,6 +227,11 @@ _ENV_DECODE = getattr(os.environ, "decodevalue", None)
 _ENCODED_NAMES: dict[str, Any] = {}
 
 
+def encoded_variable(name: str) -> Any:
+    """The key under which ``name`` sits in the mapping behind ``os.environ`` (None where there is none)."""
+    return None if _ENV_DATA is None or _ENV_ENCODE is None or _ENV_DECODE is None else _ENV_ENCODE(name)
+
+
 def getenv(name: str) -> str | None:
     """Return the environment variable ``name``, or None (as ``os.environ.get``, faster)."""
     if _ENV_DATA is None or _ENV_ENCODE is None or _ENV_DECODE is None:

@@ -115,14 +115,37 @@ def variable_name(value: str) -> str:
     return value
 
 
+# OpenAI's organization and project ids are long random strings by design, and public.
+_OPENAI_ID = re.compile(r"(?:org|proj)[-_][A-Za-z0-9]{8,64}")
+
+
+def plain_text(value: str, field: str) -> str:
+    """Check a field written in clear (organization, project, deployment, API version): no credential.
+
+    OpenAI's ``org-...`` and ``proj_...`` ids look random, but they are ids, not secrets.
+    """
+    if looks_like_credential(value) and not _OPENAI_ID.fullmatch(value):
+        raise PydanticCustomError(
+            "plain_secret",
+            "{field} looks like a credential; it is written in clear into the index, so it is refused",
+            {"field": field},
+        )
+    return value
+
+
 def header_names(headers: Mapping[str, str]) -> None:
     """Refuse header names that are not HTTP tokens, look like credentials, or repeat in another case.
 
     Tokens are ASCII (RFC 9110), so a name cannot alias another through Unicode case folding
     (the Kelvin sign lower-cases to ``k``).
     """
+    _header_names(tuple(headers))
+
+
+@lru_cache(maxsize=512)  # the same few sets of headers are given over and over
+def _header_names(names: tuple[str, ...]) -> None:
     seen: set[str] = set()
-    for position, name in enumerate(headers, start=1):
+    for position, name in enumerate(names, start=1):
         if not HTTP_TOKEN.fullmatch(name):
             raise PydanticCustomError(
                 "header_name",
@@ -142,7 +165,12 @@ def header_names(headers: Mapping[str, str]) -> None:
 
 def query_names(query: Mapping[str, str]) -> None:
     """Refuse query parameter names that look like credentials."""
-    for position, name in enumerate(query, start=1):
+    _query_names(tuple(query))
+
+
+@lru_cache(maxsize=512)
+def _query_names(names: tuple[str, ...]) -> None:
+    for position, name in enumerate(names, start=1):
         if not name or looks_like_credential(name):
             raise PydanticCustomError(
                 "query_name",
@@ -214,14 +242,16 @@ def control_character_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]
                 problems.append((field, _control_message(field, value)))
         elif value is None or kind in _PLAIN_TYPES:
             continue
+        elif kind is dict and all(
+            k.__class__ is str and v.__class__ is str and k.isprintable() and v.isprintable() for k, v in value.items()
+        ):
+            continue  # headers or query parameters, all plain: the common case
         elif isinstance(value, str | bytes | SecretStr):
             text = _text(value)
             if has_control_characters(text):
                 problems.append((field, _control_message(field, text)))
         elif isinstance(value, Mapping):
             for name, item in value.items():
-                if name.__class__ is str and item.__class__ is str and name.isprintable() and item.isprintable():
-                    continue
                 if isinstance(name, str | bytes) and has_control_characters(_text(name)):
                     problems.append((field, "a name holds a control character (a line break, tab or NUL)"))
                 elif isinstance(item, str | bytes) and has_control_characters(_text(item)):

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from schemas._checks import http_url, provider_name
+from schemas._checks import http_url, plain_text, provider_name
 from schemas._openai_family import OpenAIFamilySettings
 
 _CREDENTIALS = ("api_key", "api_key_provider", "azure_ad_token", "azure_ad_token_provider")
@@ -65,6 +65,11 @@ class AzureOpenAISettings(OpenAIFamilySettings):
     @classmethod
     def _check_token_provider(cls, value: str | None) -> str | None:
         return None if value is None else provider_name(value, "azure_ad_token_provider")
+
+    @field_validator("azure_deployment", "api_version")
+    @classmethod
+    def _check_plain(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else plain_text(value, str(info.field_name))
 
     @field_validator("azure_endpoint")
     @classmethod

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
+from schemas._checks import plain_text
 from schemas._openai_family import OpenAIFamilySettings
 
 DataResidency = Literal["global", "us", "eu", "ae", "au", "in", "jp"]
@@ -47,3 +48,8 @@ class OpenAISettings(OpenAIFamilySettings):
     data_residency: DataResidency | None = Field(
         None, description="A regional endpoint (us, eu, ...); excludes base_url and websocket_base_url."
     )
+
+    @field_validator("organization", "project")
+    @classmethod
+    def _check_ids(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else plain_text(value, str(info.field_name))

@@ -31,6 +31,7 @@ from schemas import (
     fingerprint_key_id,
 )
 from schemas._base import _HASH_MEMO
+from schemas._canonical import PUBLIC_NAMES
 from schemas._fingerprint import DEFAULT_KEY, _Key
 
 REPO = Path(__file__).resolve().parents[1]
@@ -721,3 +722,10 @@ def test_verify_home_path_and_boolean_words(monkeypatch: pytest.MonkeyPatch, tmp
     assert OpenAISettings(verify="True").verify is True
     with pytest.raises(SettingsError):
         OpenAISettings(verify=" ")
+
+
+def test_doc_lists_exactly_the_public_names() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    section = text[text.index("### Headers and query parameters") : text.index("### `verify`")]
+    listed = set(re.findall(r"`([a-z0-9_\-]+)`", section.split("Functions `code`")[1].split("or when the settings")[0]))
+    assert listed == set(PUBLIC_NAMES)

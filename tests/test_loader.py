@@ -788,3 +788,32 @@ def test_registry_settings_built_in_code_raise_settings_error() -> None:
     assert "profile 'main', field 'timeout'" in message
     assert "timeout.float" not in message and "TimeoutParts" not in message
     assert isinstance(info.value, ValueError)
+
+
+def test_example_shows_the_new_fields_commented() -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    for field in (
+        "api_key_provider",
+        "strict_response_validation",
+        "public_headers",
+        "public_query",
+        "admin_api_key",
+        "webhook_secret",
+        "websocket_base_url",
+        "data_residency",
+        "azure_ad_token",
+        "azure_ad_token_provider",
+    ):
+        assert field in text, field
+    uncommented = re.sub(
+        r"^# (\[profiles\.rotating\]|provider = |api_key_provider = )", r"\1", text, flags=re.MULTILINE
+    )
+    uncommented = uncommented.replace(
+        '# azure_ad_token_provider = "entra-openai"', 'azure_ad_token_provider = "entra-openai"'
+    )
+    uncommented = uncommented.replace('# data_residency = "eu"', 'data_residency = "eu"')
+    profiles = load_settings(write(Path.cwd() / "uncommented.toml", uncommented)).profiles
+    assert profiles["rotating"].api_key_provider == "vault-openai"
+    assert isinstance(profiles["openai"], OpenAISettings) and profiles["openai"].data_residency == "eu"
+    azure = profiles["azure"]
+    assert isinstance(azure, AzureOpenAISettings) and azure.azure_ad_token_provider == "entra-openai"

@@ -624,6 +624,8 @@ def test_a_credential_in_the_base_url_query_is_refused_without_echoing_it() -> N
         (lambda: CerebrasSettings(base_url="ftp://x"), "base_url"),
         (lambda: TimeoutParts(connect=-1), "connect"),
         (lambda: OpenAISettings.model_validate({"verify": [1]}), "verify"),
+        (lambda: OpenAISettings.model_validate_json('{"timeout": -1}'), "timeout"),
+        (lambda: GroqSettings.model_validate_strings({"max_retries": "-1"}), "max_retries"),
         (lambda: OpenAISettings(api_key="k").model_copy(update={"max_retries": -1}), "max_retries"),
     ],
 )

@@ -579,3 +579,23 @@ def test_control_characters_in_a_settings_file_are_refused_without_echo(tmp_path
     file.write_text('[profiles.main]\nprovider = "openai"\napi_key = "sk-LEAK-key\\n"\n', encoding="utf-8")
     message = assert_error_has_no_secret(lambda: schemas.load_settings(file), SettingsError)
     assert "profile 'main', field 'api_key'" in message
+
+
+@pytest.mark.parametrize(
+    ("model", "field"),
+    [
+        (OpenAISettings, "organization"),
+        (OpenAISettings, "project"),
+        (AzureOpenAISettings, "azure_deployment"),
+        (AzureOpenAISettings, "api_version"),
+    ],
+)
+def test_a_key_put_in_a_field_written_in_clear_is_refused(model: type[ProviderSettings], field: str) -> None:
+    message = assert_error_has_no_secret(lambda: model(**{field: PASTED}), SettingsError)
+    assert field in message and "looks like a credential" in message
+
+
+def test_openai_ids_are_not_taken_for_credentials() -> None:
+    s = OpenAISettings(organization="org-4Fq2Lk9ZbXyW8pTqR1sN3vUe", project="proj_4Fq2Lk9ZbXyW8pTqR1sN3vUe")
+    doc = json.loads(s.canonical_json())
+    assert (doc["organization"], doc["project"]) == ("org-4Fq2Lk9ZbXyW8pTqR1sN3vUe", "proj_4Fq2Lk9ZbXyW8pTqR1sN3vUe")
