@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from registry import Registry
+from registry import Registry, register_key_provider
+from registry.credentials import unregister_key_provider
 from registry.providers._logging import LOGGERS, QueryCredentialFilter
 from schemas import AzureOpenAISettings
 from tests.fake_server import FakeServer
@@ -86,3 +87,35 @@ def test_the_filter_leaves_other_records_alone() -> None:
     )
     QueryCredentialFilter().filter(url_record)
     assert SECRET_SIG not in url_record.getMessage() and "sig=hmac-sha256" in url_record.getMessage()
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_key_providers_key_is_in_no_debug_log(server: FakeServer, provider: str) -> None:
+    key = "sk-proj-fromTheVAULT0123456789abcdef"
+    register_key_provider("vault-log", lambda: key)
+    handler = Capture()
+    names = ["openai", "groq", "cerebras", "httpx", "httpx2", "httpcore", "clientreg"]
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+    try:
+        settings = settings_for(provider, server.url).model_copy(
+            update={"api_key": None, "api_key_provider": "vault-log"}
+        )
+        with Registry(index_path="off") as reg:
+            chat(reg.get_client(settings))
+
+            async def main() -> None:
+                await achat(reg.get_async_client(settings))
+
+            asyncio.run(main())
+    finally:
+        unregister_key_provider("vault-log")
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+    assert [r.credential for r in server.requests] == [key, key]
+    assert len(handler.lines) >= 8  # the SDKs and HTTP libraries did log, at DEBUG
+    assert not any(key in line for line in handler.lines)
