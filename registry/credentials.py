@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import os
 import re
 import threading
 import types
@@ -55,6 +56,15 @@ _named: dict[str, Provider] = {}
 _callables: OrderedDict[Any, tuple[str, Provider]] = OrderedDict()
 _callables_by_name: dict[str, Provider] = {}
 _callable_count = 0
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # another thread of the parent may have held it while forking
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class KeyProviderError(RegistryError):

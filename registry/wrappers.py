@@ -403,6 +403,18 @@ _CEREBRAS = _Wrapper("get_cerebras_client", CerebrasSettings, _CEREBRAS_SDK)
 _ASYNC_CEREBRAS = _Wrapper("get_async_cerebras_client", CerebrasSettings, _CEREBRAS_SDK)
 
 
+_WRAPPERS = (_OPENAI, _ASYNC_OPENAI, _AZURE, _ASYNC_AZURE, _GROQ, _ASYNC_GROQ, _CEREBRAS, _ASYNC_CEREBRAS)
+
+
+def _after_fork_in_child() -> None:
+    for wrapper in _WRAPPERS:
+        wrapper.lock = threading.Lock()  # another thread of the parent may have held it while forking
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 get_openai_client = _drop_in(
     _OPENAI, is_async=False, doc="A shared ``openai.OpenAI`` for these constructor arguments."
 )

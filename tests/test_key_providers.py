@@ -6,6 +6,8 @@ import asyncio
 import functools
 import itertools
 import json
+import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -318,3 +320,35 @@ def test_callable_names_are_reserved() -> None:
         register_key_provider("pkg.mod:attr", lambda: "k")
     with pytest.raises(TypeError):
         register_key_provider("vault", "sk-not-a-function")  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_child_forked_while_the_tables_were_locked_can_use_them(server: FakeServer) -> None:
+    from registry import wrappers as wrappers_module
+
+    locks = [credentials_module._lock, wrappers_module._GROQ.lock]
+    for lock in locks:
+        lock.acquire()  # as if another thread were registering when the process forked
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: a new callable and a new memo entry take both locks
+            code = 1
+            try:
+                client = get_groq_client(api_key=lambda: "child-key", base_url=server.url)
+                code = 0 if chat(client) == "echo: hello" else 2
+            finally:
+                os._exit(code)
+    finally:
+        for lock in locks:
+            lock.release()
+    deadline = time.monotonic() + 60
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            pytest.fail("the forked child hung on a lock held at fork time")
+        time.sleep(0.05)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert server.requests[-1].credential == "child-key"

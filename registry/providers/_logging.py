@@ -14,6 +14,7 @@ emitted, so it costs nothing while those loggers are quiet.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -24,6 +25,15 @@ LOGGERS = ("httpx", "httpx2", "openai._base_client", "groq._base_client", "cereb
 
 _installed = False
 _lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class QueryCredentialFilter(logging.Filter):
