@@ -4,22 +4,23 @@
 >>> client = get_openai_client(api_key="sk-...", timeout=30)   # was: openai.OpenAI(...)
 
 Each takes its SDK constructor's keyword arguments with the SDK's meaning (``None`` is what it
-is in the SDK: ``http_client=None`` the default, ``organization=None`` "read OPENAI_ORG_ID",
-``timeout=None`` no timeout), builds the settings model and goes through the default
-registry, so equal arguments give the same shared client. The settings fields that are not
-SDK arguments (``proxy``, ``verify``, ``max_connections``, ``api_key_env``,
-``api_key_provider``, ...) are accepted too. An argument the settings cannot represent (a live
-``http_client``, ``workload_identity``, ``provider``, an unknown keyword) is a `TypeError`
-naming it and what to use instead, never a silent cache miss or a silently different client.
+is in the SDK: ``http_client=None`` the default, ``organization=None`` "read OPENAI_ORG_ID"),
+builds the settings model and goes through the default registry, so equal arguments give the
+same shared client. The settings fields that are not SDK arguments (``proxy``, ``verify``,
+``max_connections``, ``api_key_env``, ``api_key_provider``, ...) are accepted too. An
+argument the settings cannot represent (a live ``http_client``, ``workload_identity``,
+``provider``, ``timeout=None`` while the settings have no "no timeout", an unknown keyword) is
+a `TypeError` naming it and what to use instead, never a silent cache miss or a silently
+different client.
 
 A callable ``api_key`` (or ``azure_ad_token_provider``) is a key provider, called before each
 request; it is named by `registry.credentials.name_for_callable`, so a closure re-created on
 every call does not grow the registry.
 
-Speed: a repeated call costs about as much as ``get_client(settings)`` with a settings object
-kept by the caller. Each wrapper keeps a memo from its arguments to the settings object they
-made; it is checked against the environment variables that filled the fields left unset, so
-a changed ``OPENAI_API_KEY`` gives the new client (see `_Memo`).
+Speed: a repeated call skips the settings model (~10 us): each wrapper keeps a memo from its
+arguments to the settings object they made, then asks the registry as ``get_client(settings)``
+does. The memo is checked against the environment variables that filled the fields left
+unset, so a changed ``OPENAI_API_KEY`` gives the new client (see `_Memo`).
 """
 
 from __future__ import annotations
@@ -87,8 +88,8 @@ _AZURE_NOT_REPRESENTABLE = {
 }
 _RENAMED = {"_strict_response_validation": "strict_response_validation"}
 _PROVIDER_ARGUMENTS = ("api_key", "azure_ad_token_provider")  # a callable here is a provider
-_MEMO_SIZE = 1024
-_BUCKET_SIZE = 8
+_MEMO_SIZE = 1024  # (key, URL) pairs per wrapper
+_BUCKET_SIZE = 4  # argument sets per pair: at most 4,096 memo entries per wrapper
 _ENV_DATA: dict[Any, Any] | None = getattr(os.environ, "_data", None)
 _ENV_KEY: Callable[[str], Any] = getattr(os.environ, "encodekey", str)
 
@@ -103,7 +104,8 @@ class _Memo:
     ``os.environ``'s own dict: ``absent`` are those that were not set (one C-level
     ``isdisjoint``), ``present`` / ``values`` those that were, with their values. Nothing here
     is a string made from a secret: the memo is keyed by ``hash()`` of the key and URL, and
-    holds the objects as given.
+    holds the objects as given. It is bounded: 1,024 keys, oldest dropped first, each with the
+    4 argument sets seen last.
     """
 
     __slots__ = ("absent", "kwargs", "numbers", "present", "settings", "values")
@@ -200,7 +202,7 @@ class _Wrapper:
         return value
 
     def _timeout(self, value: Any) -> Any:
-        if value.__class__ in (int, float, bool) or isinstance(value, TimeoutParts):
+        if isinstance(value, int | float | TimeoutParts):
             return value  # the settings refuse a bool with their own message
         if type(value).__name__ == "Timeout" and hasattr(value, "connect"):  # httpx / httpx2
             phases = {p: getattr(value, p) for p in ("connect", "read", "write", "pool")}
@@ -214,7 +216,7 @@ class _Wrapper:
                     f"{self.function}(): a Timeout with a phase of None (no limit) cannot be represented: "
                     "give every phase a number of seconds, or timeout=None for no timeout at all"
                 ) from None
-        raise TypeError(f"{self.function}(): timeout must be seconds, an httpx Timeout, or None (no timeout)")
+        raise TypeError(f"{self.function}(): timeout must be a number of seconds or an httpx / httpx2 Timeout")
 
     def _check_no_timeout(self) -> None:
         if self.timeout_takes_none is None:
