@@ -257,6 +257,7 @@ def _inherit(parent: Any, copied: Any, options: Mapping[str, Any]) -> None:
     else:
         headers = parent._custom_headers
     copied._custom_headers = dict(headers)
+    copied._custom_query = dict(copied._custom_query)  # the SDK passed ours on: the variant's own
     source = parent.__dict__.get(_KEY_SOURCE)
     if source is not None and options.get("api_key") is None:
         use_key_source(copied, source)
