@@ -259,7 +259,12 @@ class ProviderSettings(SettingsModel):
             current = data if filled is None else filled
             if current.get(field) is not None:
                 continue
-            if blockers and any(current.get(b) is not None for b in blockers):
+            blocked = False
+            for blocker in blockers:  # a plain loop: a generator costs more than these few lookups
+                if current.get(blocker) is not None:
+                    blocked = True
+                    break
+            if blocked:
                 continue
             if field == "api_key" and key_env is not None:
                 value = getenv(key_env)  # the profile named its own variable: never fall back to another account's

@@ -37,6 +37,7 @@ _DOMAIN = b"clientreg/secret-fingerprint/v2\x00"
 _KEY_ID_MESSAGE = b"clientreg/fingerprint-key-id/v1"
 _MIN_KEY_LENGTH = 16
 _MAX_KEY_FILE = 4096
+_JUST_MADE = 5.0  # seconds: an empty key file younger than this may still be being written
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
@@ -189,11 +190,11 @@ def _create_key_file(path: Path) -> str:
 
 def _read_key_file(path: Path) -> str:
     # A process that lost the race to create the file may find it still empty: the winner
-    # writes the key right after creating it, so wait a moment for it.
+    # writes the key right after creating it, so wait a moment for a file made just now.
     deadline = time.monotonic() + 2.0
     while True:
-        text = _read_once(path)
-        if text or time.monotonic() > deadline:
+        text, modified = _read_once(path)
+        if text or time.monotonic() > deadline or time.time() - modified > _JUST_MADE:
             break
         time.sleep(0.01)
     if len(text) < _MIN_KEY_LENGTH:
@@ -201,7 +202,7 @@ def _read_key_file(path: Path) -> str:
     return text
 
 
-def _read_once(path: Path) -> str:
+def _read_once(path: Path) -> tuple[str, float]:
     try:
         fd = os.open(path, _READ_FLAGS)
     except FileNotFoundError:
@@ -226,6 +227,6 @@ def _read_once(path: Path) -> str:
     if len(raw) > _MAX_KEY_FILE:
         raise _Unusable(f"{path} is too large to be a key file")
     try:
-        return raw.decode("utf-8").strip()
+        return raw.decode("utf-8").strip(), info.st_mtime
     except UnicodeDecodeError:
         raise _Unusable(f"{path} is not UTF-8 text") from None

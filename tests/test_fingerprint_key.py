@@ -8,6 +8,8 @@ import os
 import stat
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -158,8 +160,31 @@ def test_an_empty_or_short_key_file_is_not_used(
     directory.mkdir(mode=0o700)
     (directory / KEY_FILENAME).write_text(content)
     os.chmod(directory / KEY_FILENAME, 0o600)
+    hour_ago = time.time() - 3600  # not a file another process is writing right now
+    os.utime(directory / KEY_FILENAME, (hour_ago, hour_ago))
     monkeypatch.delenv("CLIENTREG_FINGERPRINT_KEY")
     assert find_key(directory) == (DEFAULT_KEY, "default")
+
+
+def test_threads_of_a_fresh_process_agree_on_one_key(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fresh_key: None
+) -> None:
+    monkeypatch.delenv("CLIENTREG_FINGERPRINT_KEY")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    barrier = threading.Barrier(8)
+    ids: list[str] = []
+
+    def first_fingerprint() -> None:
+        barrier.wait(timeout=30)
+        ids.append(fingerprint_key_id())
+
+    threads = [threading.Thread(target=first_fingerprint) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(ids) == 8 and len(set(ids)) == 1
+    assert ids[0] == _Key(_key_file(tmp_path / "data").read_text().strip(), "file").id
 
 
 # ---- no usable data directory, and the variable --------------------------------------------------
