@@ -360,3 +360,9 @@ def test_a_child_forked_while_the_tables_were_locked_can_use_them(server: FakeSe
         time.sleep(0.05)
     assert os.waitstatus_to_exitcode(status) == 0
     assert server.requests[-1].credential == "child-key"
+
+
+def test_a_key_pasted_as_a_provider_name_is_refused_unquoted() -> None:
+    with pytest.raises(ValueError) as info:
+        register_key_provider("sk-proj-abcdefghijklmnop0123456789", lambda: "k")
+    assert "abcdefghijklmnop" not in str(info.value)
