@@ -46,6 +46,7 @@ Kind = Literal["key", "token"]
 # Generated names of callables given to wrappers start with this; users may not register it.
 _CALLABLE_PREFIX = "callable-"
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,63}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _MAX_CALLABLES = 1024
 
 _lock = threading.Lock()
@@ -88,6 +89,8 @@ def register_key_provider(name: str, provider: Provider) -> None:
             "a key provider's name is a letter followed by up to 63 letters, digits, '_', '-' or '.' "
             "(import references 'package.module:attribute' need no registration)"
         )
+    if looks_like_credential(name):
+        raise ValueError("a key provider's name is written into the config hash; this one looks like a key")
     if name.startswith(_CALLABLE_PREFIX):
         raise ValueError(f"names starting with {_CALLABLE_PREFIX!r} are reserved for callables given to wrappers")
     if not callable(provider):
@@ -125,6 +128,8 @@ class _Source:
         return provider
 
     def _call(self, provider: Provider) -> Any:
+        # The provider's own exception is kept as __cause__, for its traceback; our message
+        # names only its type.
         try:
             return provider()
         except Exception as exc:
@@ -137,7 +142,7 @@ class _Source:
         value = str.__str__(value)  # a str subclass could render itself differently in a header
         if not value.strip():
             raise KeyProviderError(f"{what} returned an empty {self.kind}")
-        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        if _CONTROL.search(value):
             raise KeyProviderError(
                 f"{what} returned a {self.kind} with a control character (a trailing newline?); strip it there"
             )

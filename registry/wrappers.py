@@ -150,6 +150,9 @@ class _Wrapper:
 
     def settings(self, kwargs: dict[str, Any]) -> ProviderSettings:
         """Translate SDK arguments into the settings model (and memoise the result)."""
+        named = self._providers_named(kwargs)
+        if named is not None:  # a callable key: look the arguments up again by its name
+            return self.find(named) or self.settings(named)
         fields: dict[str, Any] = {}
         for name, value in kwargs.items():
             if name not in self.accepted:
@@ -168,9 +171,6 @@ class _Wrapper:
                         "credential. Instead, give api_key, api_key_provider, or an Authorization header"
                     )
                 continue
-            if name in _PROVIDER_ARGUMENTS and callable(value) and not isinstance(value, str):
-                fields["api_key_provider" if name == "api_key" else name] = name_for_callable(value)
-                continue
             fields[_RENAMED.get(name, name)] = self._field_value(name, value)
         try:
             settings = self.settings_class(**fields)
@@ -183,6 +183,40 @@ class _Wrapper:
             raise SettingsError(f"{self.function}(): {exc}") from None
         self._remember(kwargs, settings)
         return settings
+
+    def _providers_named(self, kwargs: dict[str, Any]) -> dict[str, Any] | None:
+        """``kwargs`` with a callable ``api_key`` / ``azure_ad_token_provider`` replaced by its name.
+
+        A closure made per call is a new object each time, so it never hits the memo as
+        given; by its name (`name_for_callable`) it does, for the cost of naming it.
+        """
+        named: dict[str, Any] | None = None
+        for name in _PROVIDER_ARGUMENTS:
+            value = kwargs.get(name)
+            if value is not None and callable(value) and not isinstance(value, str):
+                if named is None:
+                    named = dict(kwargs)
+                del named[name]
+                named["api_key_provider" if name == "api_key" else name] = name_for_callable(value)
+        return named
+
+    def find(self, kwargs: dict[str, Any]) -> ProviderSettings | None:
+        """The memoised settings for ``kwargs``, if any (the hit path of `_drop_in`, as a method)."""
+        try:
+            bucket = self.memo.get(hash((kwargs.get("api_key"), kwargs.get("base_url"))))
+        except TypeError:
+            return None
+        if bucket is None or _ENV_DATA is None:
+            return None
+        for memo in bucket:
+            if (
+                memo.kwargs == kwargs
+                and _ENV_DATA.keys().isdisjoint(memo.absent)
+                and tuple(map(_ENV_DATA.get, memo.present)) == memo.values
+                and not any(kwargs[name].__class__ is bool for name in memo.numbers)
+            ):
+                return memo.settings
+        return None
 
     def _field_value(self, name: str, value: Any) -> Any:
         if name == "timeout":

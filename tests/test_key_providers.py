@@ -274,12 +274,20 @@ def test_a_callable_api_key_works_for_every_wrapper(server: FakeServer) -> None:
     assert [r.credential for r in server.requests] == ["o-1", "g-1", "c-1", "a-1", "t-1", "async-k", "async-k"]
 
 
-def test_closures_made_per_call_do_not_grow_the_registry(server: FakeServer) -> None:
+def test_closures_made_per_call_do_not_grow_the_registry(
+    server: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def key_for(tenant: str) -> Callable[[], str]:
         return lambda: f"key-of-{tenant}"
 
+    from registry import wrappers as wrappers_module
+
+    built: list[object] = []
+    real_remember = wrappers_module._GROQ._remember
+    monkeypatch.setattr(wrappers_module._GROQ, "_remember", lambda *a: built.append(a) or real_remember(*a))
     before = len(credentials_module._callables)
     clients = {id(get_groq_client(api_key=key_for("acme"), base_url=server.url)) for _ in range(200)}
+    assert len(built) == 1  # one settings object made; the other 199 calls found it by the closure's name
     other = get_groq_client(api_key=key_for("globex"), base_url=server.url)
     assert len(clients) == 1
     assert id(other) not in clients  # another tenant's closure returns another key: its own client
@@ -352,3 +360,9 @@ def test_a_child_forked_while_the_tables_were_locked_can_use_them(server: FakeSe
         time.sleep(0.05)
     assert os.waitstatus_to_exitcode(status) == 0
     assert server.requests[-1].credential == "child-key"
+
+
+def test_a_key_pasted_as_a_provider_name_is_refused_unquoted() -> None:
+    with pytest.raises(ValueError) as info:
+        register_key_provider("sk-proj-abcdefghijklmnop0123456789", lambda: "k")
+    assert "abcdefghijklmnop" not in str(info.value)

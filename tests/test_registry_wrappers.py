@@ -257,6 +257,12 @@ def test_bad_values_are_settings_errors_naming_the_wrapper_and_no_secret() -> No
         get_groq_client(api_key="k", timeout=-1)
     with pytest.raises(SettingsError, match="max_retries"):
         get_groq_client(api_key="k", max_retries=True)
+    with pytest.raises(SettingsError) as newline:  # a key read from a file, newline and all
+        get_openai_client(api_key="sk-proj-readFROMaFILE0123456789\n")
+    assert "readFROMaFILE" not in str(newline.value) and "api_key" in str(newline.value)
+    with pytest.raises(SettingsError) as header:
+        get_groq_client(api_key="k", default_headers={"X-Token": "tok-SECRETsecret0123456789\r\nX-Evil: 1"})
+    assert "SECRETsecret" not in str(header.value)
 
 
 def test_async_wrappers_name_themselves_in_errors(monkeypatch: pytest.MonkeyPatch) -> None:
