@@ -78,5 +78,7 @@ def hide_query_credentials() -> None:
         if not _installed:
             shared = QueryCredentialFilter()
             for name in LOGGERS:
-                logging.getLogger(name).addFilter(shared)
+                # First: a filter added earlier (LiteLLM adds one to "httpx" on import) may fold the
+                # URL into the message text, where this one no longer sees it.
+                logging.getLogger(name).filters.insert(0, shared)
             _installed = True
