@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +21,7 @@ from tests.registry_helpers import API_VERSION, settings_for
 litellm: Any = framework("litellm")
 
 MESSAGES = [{"role": "user", "content": "hello"}]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def reply_text(response: Any) -> str:
@@ -147,3 +152,35 @@ def test_groq_through_its_openai_compatible_endpoint(
     reply = litellm.completion(model="openai/llama-3.3-70b-versatile", messages=MESSAGES, client=groq_as_openai)
     assert reply_text(reply) == "echo: hello"
     assert [(r.path, r.credential) for r in server.requests] == [("/openai/v1/chat/completions", "gsk-key")]
+
+
+_LOGS_AFTER_LITELLM = """
+import json, logging, os
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+import litellm  # first, as an application may: it adds its own filter to the httpx logger
+
+lines = []
+class Keep(logging.Handler):
+    def emit(self, record):
+        lines.append(self.format(record))
+logging.getLogger("httpx").addHandler(Keep())
+logging.getLogger("httpx").setLevel(logging.INFO)
+
+from registry import Registry
+from tests.fake_server import FakeServer
+from tests.registry_helpers import chat, settings_for
+with FakeServer() as server, Registry(index_path="off") as reg:
+    chat(reg.get_client(settings_for("groq", server.url, default_query={"code": "functions-key-0123456789abcdef"})))
+print(json.dumps(lines))
+"""
+
+
+def test_query_credentials_stay_out_of_request_logs_when_litellm_is_imported_first() -> None:
+    # LiteLLM's filter folds the URL into the message text; the registry's must run before it.
+    out = subprocess.run(
+        [sys.executable, "-c", _LOGS_AFTER_LITELLM], capture_output=True, text=True, cwd=ROOT, timeout=120, check=True
+    )
+    lines = json.loads(out.stdout.strip().splitlines()[-1])
+    assert any(line.startswith("HTTP Request:") for line in lines)
+    assert not any("functions-key" in line for line in lines)
+    assert any("code=hmac-sha256:" in line for line in lines)
