@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         get_http_client,
     )
     from registry._registry import Registry, RegistryStats
+    from registry.credentials import KeyProviderError, register_key_provider
     from registry.errors import (
         MissingCredentialsError,
         NoRunningLoopError,
@@ -29,36 +30,46 @@ if TYPE_CHECKING:
         UnsupportedEventLoopError,
     )
     from registry.metrics import instrument, uninstrument
+    from registry.providers import SDKNotInstalledError
+    from registry.providers._shared import SharedClientError
     from registry.wrappers import (
+        get_async_azure_openai_client,
         get_async_cerebras_client,
         get_async_groq_client,
         get_async_openai_client,
+        get_azure_openai_client,
         get_cerebras_client,
         get_groq_client,
         get_openai_client,
     )
 
 __all__ = [
+    "KeyProviderError",
     "MissingCredentialsError",
     "NoRunningLoopError",
     "Registry",
     "RegistryClosedError",
     "RegistryError",
     "RegistryStats",
+    "SDKNotInstalledError",
+    "SharedClientError",
     "UnknownProfileError",
     "UnsupportedEventLoopError",
     "default_registry",
+    "get_async_azure_openai_client",
     "get_async_cerebras_client",
     "get_async_client",
     "get_async_groq_client",
     "get_async_http_client",
     "get_async_openai_client",
+    "get_azure_openai_client",
     "get_cerebras_client",
     "get_client",
     "get_groq_client",
     "get_http_client",
     "get_openai_client",
     "instrument",
+    "register_key_provider",
     "uninstrument",
 ]
 
@@ -78,6 +89,12 @@ _EXPORTS = {
     "RegistryError": "registry.errors",
     "UnknownProfileError": "registry.errors",
     "UnsupportedEventLoopError": "registry.errors",
+    "KeyProviderError": "registry.credentials",
+    "register_key_provider": "registry.credentials",
+    "SDKNotInstalledError": "registry.providers",
+    "SharedClientError": "registry.providers._shared",
+    "get_async_azure_openai_client": "registry.wrappers",
+    "get_azure_openai_client": "registry.wrappers",
     "get_async_cerebras_client": "registry.wrappers",
     "get_async_groq_client": "registry.wrappers",
     "get_async_openai_client": "registry.wrappers",

@@ -163,8 +163,13 @@ def classes(library: str) -> Classes:
             return pool
 
         async def aclose(self) -> None:
-            """Close this client's pool on every loop (see `close_everywhere`)."""
-            self.close_everywhere()
+            """Do nothing: the registry closes these pools with `close_everywhere`.
+
+            Frameworks reach past a client to its transport: LiteLLM's
+            ``close_litellm_async_clients()`` (also run at exit) awaits
+            ``client._client._transport.aclose()`` on the clients it was given, which would
+            close the pools of every holder of the registry's shared HTTP client.
+            """
 
         def close_everywhere(self) -> None:
             """Refuse new requests; close each loop's pool on that loop, or at once if it cannot run."""

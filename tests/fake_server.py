@@ -11,6 +11,8 @@ key each request carried.
 Paths served (any prefix, so every SDK's base URL works):
     POST .../chat/completions   openai `/v1`, groq `/openai/v1`, cerebras `/v1`,
                                 Azure `/openai/deployments/{deployment}` (+ `?api-version=`)
+    POST .../responses          the Responses API (openai `/v1`): a text reply, streamed as the
+                                SDK's typed events when `stream` is set
     GET  .../models, .../models/{id}
     GET  /v1/tcp_warming        cerebras' constructor warm-up (recorded like any request)
 """
@@ -227,6 +229,12 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_stream(_chunks(request), delay)
             else:
                 self._send_json(200, _completion(request), {}, delay)
+        elif self.command == "POST" and path.endswith("/responses"):
+            request = body if isinstance(body, dict) else {}
+            if request.get("stream"):
+                self._send_stream(_response_events(request), delay, done_marker=False)
+            else:
+                self._send_json(200, _response(request, "completed"), {}, delay)
         elif self.command == "GET" and path.endswith("/models"):
             self._send_json(200, {"object": "list", "data": [_model("fake-model")]}, {}, delay)
         elif self.command == "GET" and path.rpartition("/")[0].endswith("/models"):
@@ -248,12 +256,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _send_stream(self, chunks: Iterator[object], delay: float) -> None:
+    def _send_stream(self, chunks: Iterator[dict[str, Any]], delay: float, *, done_marker: bool = True) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        events = [f"data: {json.dumps(chunk)}\n\n".encode() for chunk in chunks] + [b"data: [DONE]\n\n"]
+        events = [_sse(chunk) for chunk in chunks] + ([b"data: [DONE]\n\n"] if done_marker else [])
         framed = [b"%x\r\n%s\r\n" % (len(event), event) for event in events] + [b"0\r\n\r\n"]
         # The end goes out in one write with [DONE]: an SDK that stops reading at [DONE] then finds
         # the response complete and keeps the connection for reuse instead of closing it.
@@ -263,10 +271,26 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"".join(framed[1:]))
 
 
+def _sse(chunk: dict[str, Any]) -> bytes:
+    """One server-sent event; Responses API events also name their type on an `event:` line."""
+    kind = chunk.get("type")
+    prefix = f"event: {kind}\n" if isinstance(kind, str) and kind.startswith("response.") else ""
+    return f"{prefix}data: {json.dumps(chunk)}\n\n".encode()
+
+
 def _reply_text(request: dict[str, Any]) -> str:
-    """The assistant's reply: an echo of the last message, so tests can tell requests apart."""
-    messages = request.get("messages") or [{}]
+    """The assistant's reply: an echo of the last message, so tests can tell requests apart.
+
+    The last message is the chat API's last `messages` entry, or the Responses API's `input`
+    (a string, or a list of items whose last one holds text or `input_text` parts).
+    """
+    messages = request.get("messages") or request.get("input") or [{}]
+    if isinstance(messages, str):
+        return f"echo: {messages}"
     content = messages[-1].get("content") if isinstance(messages[-1], dict) else None
+    if isinstance(content, list):  # Responses API content parts
+        texts = [part.get("text") for part in content if isinstance(part, dict)]
+        content = " ".join(text for text in texts if isinstance(text, str)) or None
     return f"echo: {content}" if isinstance(content, str) else "echo"
 
 
@@ -311,6 +335,79 @@ def _chunks(request: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]}
     if (request.get("stream_options") or {}).get("include_usage"):
         yield {**base, "choices": [], "usage": _usage(request)}
+
+
+def _response(request: dict[str, Any], status: str, *, text: str | None = None, item_id: str = "") -> dict[str, Any]:
+    """A Responses API `response` object: one assistant message (none while in progress)."""
+    reply = _reply_text(request) if text is None else text
+    completed = status == "completed"
+    input_tokens, output_tokens = 1, len(reply.split())
+    return {
+        "id": f"resp_{item_id or uuid.uuid4().hex}",
+        "object": "response",
+        "created_at": int(time.time()),
+        "status": status,
+        "model": request.get("model") or "fake-model",
+        "output": [_message_item(reply, item_id or uuid.uuid4().hex)] if completed else [],
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+        "instructions": request.get("instructions"),
+        "metadata": {},
+        "temperature": 1.0,
+        "top_p": 1.0,
+        "text": {"format": {"type": "text"}},
+        "error": None,
+        "incomplete_details": None,
+        "usage": {
+            "input_tokens": input_tokens,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": output_tokens,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": input_tokens + output_tokens,
+        }
+        if completed
+        else None,
+    }
+
+
+def _message_item(text: str | None, item_id: str) -> dict[str, Any]:
+    """An assistant message output item; `text=None` is the item as first announced, with no content."""
+    content = [] if text is None else [{"type": "output_text", "text": text, "annotations": []}]
+    return {
+        "type": "message",
+        "id": f"msg_{item_id}",
+        "status": "in_progress" if text is None else "completed",
+        "role": "assistant",
+        "content": content,
+    }
+
+
+def _response_events(request: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """A streamed Responses API reply: created, the message's parts, one text delta per word, completed."""
+    item_id = uuid.uuid4().hex
+    text = _reply_text(request)
+    words = text.split(" ")
+    where = {"item_id": f"msg_{item_id}", "output_index": 0, "content_index": 0}
+    part = {"type": "output_text", "text": text, "annotations": []}
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "response": _response(request, "in_progress", item_id=item_id)},
+        {"type": "response.in_progress", "response": _response(request, "in_progress", item_id=item_id)},
+        {"type": "response.output_item.added", "output_index": 0, "item": _message_item(None, item_id)},
+        {"type": "response.content_part.added", **where, "part": {**part, "text": ""}},
+    ]
+    events += [
+        {"type": "response.output_text.delta", **where, "delta": word if i == 0 else f" {word}", "logprobs": []}
+        for i, word in enumerate(words)
+    ]
+    events += [
+        {"type": "response.output_text.done", **where, "text": text, "logprobs": []},
+        {"type": "response.content_part.done", **where, "part": part},
+        {"type": "response.output_item.done", "output_index": 0, "item": _message_item(text, item_id)},
+        {"type": "response.completed", "response": _response(request, "completed", item_id=item_id)},
+    ]
+    for number, event in enumerate(events):
+        yield {**event, "sequence_number": number}
 
 
 def _model(model_id: str) -> dict[str, Any]:

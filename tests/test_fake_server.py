@@ -231,3 +231,19 @@ def _wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.01)
+
+
+def test_responses_api_reply_and_stream(server: FakeServer) -> None:
+    with openai.OpenAI(api_key="sk-responses", base_url=f"{server.url}/v1") as client:
+        reply = client.responses.create(model="fake-model", input="hello there")
+        assert (reply.status, reply.output_text) == ("completed", "echo: hello there")
+        assert reply.usage is not None and reply.usage.total_tokens > 0
+        parts = [{"type": "input_text", "text": "streamed words"}]
+        with client.responses.stream(model="fake-model", input=[{"role": "user", "content": parts}]) as stream:
+            events = list(stream)
+            final = stream.get_final_response()
+    assert [e.delta for e in events if e.type == "response.output_text.delta"] == ["echo:", " streamed", " words"]
+    assert (events[0].type, events[-1].type) == ("response.created", "response.completed")
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert final.output_text == "echo: streamed words"
+    assert [(r.path, r.credential) for r in server.requests] == [("/v1/responses", "sk-responses")] * 2

@@ -41,7 +41,7 @@ def reg() -> Registry:
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_sync_round_trip_for_every_provider(reg: Registry, server: FakeServer, provider: str) -> None:
     client = reg.get_client(settings_for(provider, server.url, key=f"key-{provider}"))
-    assert type(client) is SYNC_TYPES[provider]
+    assert isinstance(client, SYNC_TYPES[provider])  # the SDK class, or the registry's guarded subclass
     assert chat(client) == "echo: hello"
     (request,) = [r for r in server.requests if r.path.endswith("/chat/completions")]
     assert request.credential == f"key-{provider}"
@@ -51,7 +51,7 @@ def test_sync_round_trip_for_every_provider(reg: Registry, server: FakeServer, p
 def test_async_round_trip_for_every_provider(reg: Registry, server: FakeServer, provider: str) -> None:
     async def main() -> str:
         client = reg.get_async_client(settings_for(provider, server.url, key=f"akey-{provider}"))
-        assert type(client) is ASYNC_TYPES[provider]
+        assert isinstance(client, ASYNC_TYPES[provider])
         return await achat(client)
 
     assert asyncio.run(main()) == "echo: hello"
@@ -228,7 +228,7 @@ base_url = "{server.url}/v1"
         assert "did you mean 'fast'" in message and "'main'" in message and str(path) in message
 
     explicit = Registry(load_settings(path), index_path="off")
-    assert type(explicit.get_client("main")) is openai.OpenAI
+    assert isinstance(explicit.get_client("main"), openai.OpenAI)
     explicit.close()
 
 

@@ -1,51 +1,69 @@
-"""Helpers every builder uses."""
+"""Helpers every builder uses: the constructor arguments from settings, and pinning."""
 
 from __future__ import annotations
 
-from types import ModuleType
+import importlib
 from typing import Any
 
+from registry.credentials import AsyncCredentialSource, CredentialSource, Kind, credential_source
 from registry.errors import MissingCredentialsError
 from schemas import ProviderSettings, TimeoutParts
 
 
-def api_key(settings: ProviderSettings, variable: str) -> str:
-    """The key to pass to the SDK, or an error saying which field or variable to set."""
+def provider_source(
+    settings: ProviderSettings, field: str, kind: Kind, *, is_async: bool
+) -> CredentialSource | AsyncCredentialSource | None:
+    """The per-request source for the provider named in ``settings.<field>``, or None."""
+    reference: str | None = getattr(settings, field, None)
+    if reference is None:
+        return None
+    return credential_source(
+        reference, kind=kind, is_async=is_async, field=field, settings_name=type(settings).__name__
+    )
+
+
+def api_key(settings: ProviderSettings, variable: str, *, is_async: bool) -> Any:
+    """The key to pass to the SDK: a string, a per-request source, or an error naming what to set.
+
+    ``variable`` is the SDK's key variable, named in the error when no key is set.
+    """
     if settings.api_key is not None:
         return settings.api_key.get_secret_value()
+    source = provider_source(settings, "api_key_provider", "key", is_async=is_async)
+    if source is not None:
+        return source
     name = type(settings).__name__
     if settings.api_key_env is not None:
         raise MissingCredentialsError(
             f"{name} has no api_key: the variable it names, {settings.api_key_env}, is not set"
         )
     raise MissingCredentialsError(
-        f"{name} has no api_key: pass api_key=..., or set {variable} (or name a variable with api_key_env)"
+        f"{name} has no api_key: pass api_key=... or api_key_provider=..., or set {variable} "
+        "(or name a variable with api_key_env)"
     )
 
 
-def timeout(settings: ProviderSettings, http: ModuleType) -> Any:
-    """The settings' timeout as the SDK takes it: seconds, or the HTTP library's Timeout."""
+def timeout(settings: ProviderSettings, library: str) -> Any:
+    """The settings' timeout as the SDK takes it: seconds, None (no timeout), or a Timeout."""
     value = settings.timeout
     if isinstance(value, TimeoutParts):
+        http = importlib.import_module(library)
         return http.Timeout(connect=value.connect, read=value.read, write=value.write, pool=value.pool)
     return value
 
 
-def sdk_arguments(settings: ProviderSettings, variable: str, library: str, http_client: Any) -> dict[str, Any]:
-    """The constructor arguments every SDK takes, from ``settings``, passed explicitly.
-
-    ``variable`` is the SDK's key variable, named in the error when no key is set.
-    """
-    from registry.pools import http_library
-
-    return {
-        "api_key": api_key(settings, variable),
-        "timeout": timeout(settings, http_library(library)),
+def sdk_arguments(settings: ProviderSettings, library: str, http_client: Any) -> dict[str, Any]:
+    """The constructor arguments every SDK takes (the key aside), from ``settings``, explicitly."""
+    arguments = {
+        "timeout": timeout(settings, library),
         "max_retries": settings.max_retries,
         "default_headers": dict(settings.default_headers),
         "default_query": dict(settings.default_query),
         "http_client": http_client,
     }
+    if settings.strict_response_validation:
+        arguments["_strict_response_validation"] = True
+    return arguments
 
 
 def pin_headers(client: Any, settings: ProviderSettings) -> None:
@@ -55,4 +73,4 @@ def pin_headers(client: Any, settings: ProviderSettings) -> None:
     from the environment into them at construction; a registry client behaves as its
     config_hash says, so those are dropped.
     """
-    client._custom_headers = settings.default_headers.to_dict() if settings.default_headers else {}  # type: ignore[attr-defined]
+    client._custom_headers = dict(settings.default_headers)
