@@ -118,13 +118,19 @@ class Row:
         error: str = "",
     ) -> Figure:
         """The row with its values; ``error`` marks clientreg's side as failed (baselines still shown)."""
-        if error:
-            return Figure(
-                self.key, self.label, self.unit, self.target, self.conditions, ours, tuple(baselines),
-                None, note, "error", error,
-            )  # fmt: skip
+        status: Status = "error" if error else "measured"
         return Figure(
-            self.key, self.label, self.unit, self.target, self.conditions, ours, tuple(baselines), passed, note
+            self.key,
+            self.label,
+            self.unit,
+            self.target,
+            self.conditions,
+            ours,
+            tuple(baselines),
+            None if error else passed,
+            note,
+            status,
+            error,
         )
 
     def failed(self, status: Status, reason: str) -> Figure:

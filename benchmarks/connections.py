@@ -40,9 +40,11 @@ class Run:
 
 def _ask(client: Any, stream: bool) -> None:
     if stream:
-        words = [c.choices[0].delta.content for c in client.chat.completions.create(
-            model="fake-model", messages=MESSAGES, stream=True) if c.choices]  # fmt: skip
-        assert "".join(w for w in words if w) == "echo: hi"
+        words = []
+        for chunk in client.chat.completions.create(model="fake-model", messages=MESSAGES, stream=True):
+            if chunk.choices:
+                words.append(chunk.choices[0].delta.content or "")
+        assert "".join(words) == "echo: hi"
     else:
         reply = client.chat.completions.create(model="fake-model", messages=MESSAGES)
         assert reply.choices[0].message.content == "echo: hi"
@@ -138,7 +140,6 @@ def run_async(
 # ---- rows ---------------------------------------------------------------------------------------
 
 KEYS = "{distinct_keys} distinct api keys, one request each, in sequence, non-streaming"
-SEQ = "{agents:,} agents (one config) in sequence, non-streaming"
 CONC = "{agents:,} agents (one config), {agents_in_flight} requests in flight (threads), non-streaming"
 SYNC_STREAM = "{stream_agents} agents (one config), {agents_in_flight} in flight (threads), sync streams"
 ASYNC_STREAM = "{stream_agents} agents (one config), {agents_in_flight} in flight, async streams in one asyncio.run()"
@@ -153,7 +154,6 @@ def _rows(key: str, what: str, conditions: str, connection_target: str, wall_tar
 
 
 KEY_ROWS = _rows("distinct_keys", KEYS, KEYS, "<= 2", "<= 0.2x plain SDK")
-SEQ_ROWS = _rows("agents_sequential", SEQ, SEQ, "<= 2", "<= 0.2x plain SDK")
 CONC_ROWS = _rows("agents_concurrent", CONC, f"{CONC}; {DELAY}", "<= {agents_in_flight}", "<= 0.2x plain SDK")
 SYNC_STREAM_ROWS = _rows(
     "streams_sync",
@@ -241,55 +241,45 @@ def measure_keys(ctx: Context) -> list[Figure]:
     return _figures(ctx, KEY_ROWS, runs, connections_ok=lambda c: c <= 2)
 
 
-def _agents(ctx: Context, rows: tuple[Row, Row], *, in_flight: int, stream: bool, agents: int, is_async: bool,
-            connections_ok: Callable[[float], bool] | None) -> list[Figure]:  # fmt: skip
+def _agents(ctx: Context, rows: tuple[Row, Row], *, agents: int, stream: bool, is_async: bool) -> list[Figure]:
+    """``agents`` agents of one config, ``agents_in_flight`` at a time, one request each."""
     counts = ctx.counts
+    in_flight = counts.agents_in_flight
     runs: dict[str, list[Run]] = {}
     with FakeServer() as server:
-        for side in _sides(ctx):  # warm-up
+        for side in _sides(ctx):  # warm-up: imports, SSL contexts, server threads
             if is_async:
                 run_async(side, server, agents=2, in_flight=2, stream=stream)
             else:
                 run_sync(side, server, agents=2, in_flight=1, key=lambda i: "sk-agent", stream=stream)
-        delay = counts.server_delay if in_flight > 1 else 0.0
         for round_no in range(counts.agent_rounds):
             for side in _sides(ctx):
                 if side.name == PLAIN and round_no >= counts.agent_plain_rounds:
                     continue
+                shape = {"agents": agents, "in_flight": in_flight, "stream": stream, "delay": counts.server_delay}
                 if is_async:
-                    run = run_async(side, server, agents=agents, in_flight=in_flight, stream=stream, delay=delay)
+                    run = run_async(side, server, **shape)
                 else:
-                    run = run_sync(side, server, agents=agents, in_flight=in_flight, key=lambda i: "sk-agent",
-                                   stream=stream, delay=delay)  # fmt: skip
+                    run = run_sync(side, server, key=lambda i: "sk-agent", **shape)
                 runs.setdefault(side.name, []).append(run)
-    return _figures(ctx, rows, runs, connections_ok=connections_ok)
-
-
-def measure_sequential(ctx: Context) -> list[Figure]:
-    return _agents(ctx, SEQ_ROWS, in_flight=1, stream=False, agents=ctx.counts.agents, is_async=False,
-                   connections_ok=lambda c: c <= 2)  # fmt: skip
+    limit = in_flight if not stream or is_async else None  # a sync stream holds its connection: no bound
+    return _figures(ctx, rows, runs, connections_ok=None if limit is None else lambda c: c <= limit)
 
 
 def measure_concurrent(ctx: Context) -> list[Figure]:
-    limit = ctx.counts.agents_in_flight
-    return _agents(ctx, CONC_ROWS, in_flight=limit, stream=False, agents=ctx.counts.agents, is_async=False,
-                   connections_ok=lambda c: c <= limit)  # fmt: skip
+    return _agents(ctx, CONC_ROWS, agents=ctx.counts.agents, stream=False, is_async=False)
 
 
 def measure_sync_streams(ctx: Context) -> list[Figure]:
-    return _agents(ctx, SYNC_STREAM_ROWS, in_flight=ctx.counts.agents_in_flight, stream=True,
-                   agents=ctx.counts.stream_agents, is_async=False, connections_ok=None)  # fmt: skip
+    return _agents(ctx, SYNC_STREAM_ROWS, agents=ctx.counts.stream_agents, stream=True, is_async=False)
 
 
 def measure_async_streams(ctx: Context) -> list[Figure]:
-    limit = ctx.counts.agents_in_flight
-    return _agents(ctx, ASYNC_STREAM_ROWS, in_flight=limit, stream=True, agents=ctx.counts.stream_agents,
-                   is_async=True, connections_ok=lambda c: c <= limit)  # fmt: skip
+    return _agents(ctx, ASYNC_STREAM_ROWS, agents=ctx.counts.stream_agents, stream=True, is_async=True)
 
 
 MEASUREMENTS = (
     Measurement("connections", KEY_ROWS, measure_keys),
-    Measurement("agents", SEQ_ROWS, measure_sequential),
     Measurement("agents", CONC_ROWS, measure_concurrent),
     Measurement("streams", SYNC_STREAM_ROWS, measure_sync_streams),
     Measurement("streams", ASYNC_STREAM_ROWS, measure_async_streams),

@@ -8,11 +8,13 @@ reachable server, or without psycopg (the ``[postgres]`` extra), the rows are sk
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -44,16 +46,57 @@ def scratch_database() -> Iterator[str]:
     try:
         connection = psycopg.connect(admin, autocommit=True, connect_timeout=5)
     except psycopg.Error as exc:
-        raise Skip(f"no PostgreSQL reachable at {urlsplit(admin).hostname}:{urlsplit(admin).port}: "
-                   f"{type(exc).__name__}") from None  # fmt: skip
+        where = f"{urlsplit(admin).hostname}:{urlsplit(admin).port}"
+        raise Skip(f"no PostgreSQL reachable at {where}: {type(exc).__name__}") from None
     with connection:
         connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     parts = urlsplit(admin)
+    url = urlunsplit(parts._replace(path=f"/{name}"))
     try:
-        yield urlunsplit(parts._replace(path=f"/{name}"))
+        _require_postgres_store(url, psycopg)
+        yield url
     finally:
         with psycopg.connect(admin, autocommit=True) as connection:
             connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def probe(url: str) -> dict[str, Any]:
+    """Worker: one client through ``Registry(index_path=url)``, then close (which writes the record)."""
+    from registry import Registry
+    from schemas import OpenAISettings
+
+    with Registry(index_path=url) as reg:
+        reg.get_client(OpenAISettings(api_key="sk-fleet-probe"))
+    return {}
+
+
+def _require_postgres_store(url: str, psycopg: Any) -> None:
+    """Fail unless the registry really writes its index into the database at ``url``.
+
+    Run in a scratch directory: a registry that took the URL for a file path would otherwise
+    leave a ``postgresql:`` directory behind and time SQLite instead.
+    """
+    with tempfile.TemporaryDirectory(prefix="clientreg-bench-") as scratch:
+        command = [sys.executable, "-m", "benchmarks._worker", "fleet:probe", url]
+        done = subprocess.run(command, cwd=scratch, env=_worker_env(), capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["?"])[-1]
+        raise RuntimeError(f"Registry(index_path=postgresql://...) failed: {last}")
+    with psycopg.connect(url) as connection:
+        tables = connection.execute(
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_schema NOT IN ('pg_catalog', 'information_schema')"
+        ).fetchone()[0]
+    if not tables:
+        raise RuntimeError(
+            "Registry(index_path=postgresql://...) wrote no table to PostgreSQL: the index does not "
+            "support PostgreSQL yet (issue 13)"
+        )
+
+
+def _worker_env() -> dict[str, str]:
+    """This environment, with the benchmarks importable from any working directory."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
 
 
 # ---- many writers -----------------------------------------------------------------------------
@@ -200,8 +243,9 @@ def build_fleet_record(url: str, configs: int, events: int) -> float:
                 config_hash = hashlib.sha256(canonical.encode()).hexdigest()
                 host = f"host-{i % 8}"
                 at = now - (configs - i)
-                uses.append(ConfigUse(config_hash, config["provider"], config, f"tenant-{i % 50}" if i % 10 == 0
-                                      else None, at, uses=1 + i % 7, kind="built", host=host))  # fmt: skip
+                profile = f"tenant-{i % 50}" if i % 10 == 0 else None
+                use = ConfigUse(config_hash, config["provider"], config, profile, at, uses=1 + i % 7, kind="built")
+                uses.append(dataclasses.replace(use, host=host))
                 extra.extend(NewEvent(at + k, config_hash, None, "evicted", host=host) for k in range(per_config))
             index.apply(uses, extra)
     return time.perf_counter() - started
@@ -217,8 +261,8 @@ def measure_history(ctx: Context) -> list[Figure]:
         values = []
         for _ in range(counts.history_rounds):
             started = time.perf_counter()
-            subprocess.run([str(CONSOLE_SCRIPT), "history", "--index", url], check=True, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE, timeout=300)  # fmt: skip
+            command = [str(CONSOLE_SCRIPT), "history", "--index", url]
+            subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=300)
             values.append(time.perf_counter() - started)
     sample = Sample(tuple(values))
     return [row.measured(sample, passed=sample.median <= 1.0, note=f"record written in {built:.0f} s")]

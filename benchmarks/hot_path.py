@@ -242,8 +242,8 @@ def metrics_hit(mode: str, seconds: str, rounds: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, Registry(index_path=os.path.join(tmp, "i.sqlite")) as reg:
         settings = OpenAISettings(**KWARGS)
         reg.get_client(settings)
-        sample = per_call({"hit": "get(s)"}, {"get": reg.get_client, "s": settings}, seconds=float(seconds),
-                          rounds=int(rounds))["hit"]  # fmt: skip
+        namespace = {"get": reg.get_client, "s": settings}
+        sample = per_call({"hit": "get(s)"}, namespace, seconds=float(seconds), rounds=int(rounds))["hit"]
     return {"median": sample.median}
 
 

@@ -133,7 +133,8 @@ THREAD_ROWS = _rows(
 )
 
 
-def _measure(ctx: Context, rows: tuple[Row, Row, Row], function: str, *args: object) -> list[Figure]:
+def _measure(ctx: Context, rows: tuple[Row, Row, Row], loops: int, function: str, *args: object) -> list[Figure]:
+    """Run the worker for each contender; ``loops`` (one pool each) bounds clientreg's connections."""
     errors_row, connections_row, sockets_row = (ctx.row(r) for r in rows)
     results: dict[str, dict[str, Any]] = {}
     names = [CLIENTREG, PLAIN, ctx.langroid_name()]
@@ -170,13 +171,12 @@ def _measure(ctx: Context, rows: tuple[Row, Row, Row], function: str, *args: obj
             row.measured(None, baselines(field), error=ours["error"])
             for row, field in ((errors_row, "errors"), (connections_row, "connections"), (sockets_row, "sockets_left"))
         ]
-    limit = float(connections_row.target.split()[1])
     return [
         errors_row.measured(
             Sample((float(ours["errors"]),)), baselines("errors"), passed=ours["errors"] == 0, note=notes()
         ),
         connections_row.measured(
-            Sample((float(ours["connections"]),)), baselines("connections"), passed=ours["connections"] <= limit
+            Sample((float(ours["connections"]),)), baselines("connections"), passed=ours["connections"] <= loops
         ),
         sockets_row.measured(
             Sample((float(ours["sockets_left"]),)), baselines("sockets_left"), passed=ours["sockets_left"] <= 0
@@ -185,11 +185,14 @@ def _measure(ctx: Context, rows: tuple[Row, Row, Row], function: str, *args: obj
 
 
 def measure_runs(ctx: Context) -> list[Figure]:
-    return _measure(ctx, RUN_ROWS, "across_runs", ctx.counts.loop_runs)
+    return _measure(ctx, RUN_ROWS, ctx.counts.loop_runs, "across_runs", ctx.counts.loop_runs)
 
 
 def measure_threads(ctx: Context) -> list[Figure]:
-    return _measure(ctx, THREAD_ROWS, "across_threads", ctx.counts.loop_threads, ctx.counts.loop_thread_requests)
+    counts = ctx.counts
+    return _measure(
+        ctx, THREAD_ROWS, counts.loop_threads, "across_threads", counts.loop_threads, counts.loop_thread_requests
+    )
 
 
 MEASUREMENTS = (

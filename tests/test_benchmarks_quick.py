@@ -36,8 +36,6 @@ FIGURES = {
     "rss_churn_index_on_vs_off",
     "distinct_keys_connections",
     "distinct_keys_wall",
-    "agents_sequential_connections",
-    "agents_sequential_wall",
     "agents_concurrent_connections",
     "agents_concurrent_wall",
     "streams_sync_connections",
