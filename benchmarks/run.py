@@ -35,7 +35,6 @@ from benchmarks import (
     memory,
     misses,
     peer,
-    stress,
 )
 from benchmarks._context import QUICK, ROOT, Context, Counts
 from benchmarks._figure import Figure, Measurement, Skip, describe_error
@@ -51,7 +50,6 @@ MEASUREMENTS: tuple[Measurement, ...] = (
     *loops.MEASUREMENTS,
     *index_growth.MEASUREMENTS,
     *history.MEASUREMENTS,
-    *stress.MEASUREMENTS,
     *imports.MEASUREMENTS,
     *fleet.MEASUREMENTS,
 )

@@ -50,8 +50,6 @@ FIGURES = {
     "async_threads_sockets",
     "index_bytes_churn_1h",
     "history",
-    "ownership_stress",
-    "fork_stress",
     "import",
     "fleet_writers_uses_lost",
     "fleet_miss_index_on_vs_off",
