@@ -116,12 +116,13 @@ THREADS = (
     "own asyncio.run() with {loop_thread_requests} chat requests and {loop_thread_requests} streamed ones in turn; "
     "clientreg: get_async_client(OpenAISettings(...)), index on (a temp file); fresh interpreter per contender"
 )
+USES = "; a use is one chat request and one streamed one, failed if either raises"
 SOCKETS = "; sockets: the worker's open socket fds after the last loop ended and a gc.collect(), minus before"
 
 
 def _rows(key: str, what: str, conditions: str, connections_target: str) -> tuple[Row, Row, Row]:
     return (
-        Row(f"{key}_errors", f"{what}: failed requests", "count", "0", conditions),
+        Row(f"{key}_errors", f"{what}: uses that failed", "count", "0", conditions + USES),
         Row(f"{key}_connections", f"{what}: TCP connections", "count", connections_target, conditions),
         Row(f"{key}_sockets", f"{what}: sockets left open", "count", "0", conditions + SOCKETS),
     )

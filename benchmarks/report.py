@@ -182,51 +182,58 @@ def _baseline(figure: dict[str, Any], prefix: str) -> str:
 def render_summary(results: dict[str, Any]) -> str:
     """The README's headline figures, each with its conditions, from the same run."""
     lines = []
-    f = _figure(results, "hit_settings_object")
-    w = _figure(results, "hit_wrapper_vs_langroid")
-    if f is not None:
-        line = f"- A hit with a reused settings object costs {fmt(f['clientreg']['median'], 's')} (one thread)"
-        if w is not None:
+
+    def value(figure: dict[str, Any]) -> str:
+        return fmt(figure["clientreg"]["median"], figure["unit"])
+
+    def what(figure: dict[str, Any]) -> str:
+        return str(figure["label"]).split(":")[0]
+
+    hit, wrapper = _figure(results, "hit_settings_object"), _figure(results, "hit_wrapper_vs_langroid")
+    if hit is not None:
+        line = f"- A hit with a reused settings object costs {value(hit)} (one thread)"
+        if wrapper is not None:
             line += (
-                f"; through the keyword wrapper {fmt(w['clientreg']['median'], 's')}, against "
-                f"{_baseline(w, 'Langroid')} for Langroid's own `get_openai_client` on the same arguments"
+                f"; through the keyword wrapper {value(wrapper)}, against {_baseline(wrapper, 'Langroid')} for "
+                "Langroid's own `get_openai_client` on the same arguments"
             )
         lines.append(line + ".")
-    m = _figure(results, "miss_warm_transport_openai")
-    if m is not None:
+    miss = _figure(results, "miss_warm_transport_openai")
+    if miss is not None:
         lines.append(
-            f"- A new key's client on a warm pool costs {fmt(m['clientreg']['median'], 's')}, against "
-            f"{_baseline(m, 'plain')} for `openai.OpenAI(...)` (one thread, index off)."
+            f"- A new key's client on a warm pool costs {value(miss)}, against {_baseline(miss, 'plain')} "
+            "for `openai.OpenAI(...)` (one thread, index off)."
         )
-    k = _figure(results, "distinct_keys_connections")
-    if k is not None:
+    keys = _figure(results, "distinct_keys_connections")
+    if keys is not None:
         lines.append(
-            f"- {k['label'].split(':')[0]}: {fmt(k['clientreg']['median'], 'count')} TCP connection(s); "
-            f"plain SDK {_baseline(k, 'plain')}, Langroid {_baseline(k, 'Langroid')}."
+            f"- {what(keys)}: {value(keys)} TCP connection(s); plain SDK {_baseline(keys, 'plain')}, "
+            f"Langroid {_baseline(keys, 'Langroid')}."
         )
-    a = _figure(results, "agents_concurrent_connections")
-    aw = _figure(results, "agents_concurrent_wall")
-    if a is not None and aw is not None:
+    agents, wall = _figure(results, "agents_concurrent_connections"), _figure(results, "agents_concurrent_wall")
+    if agents is not None and wall is not None:
         lines.append(
-            f"- {a['label'].split(':')[0]}: {fmt(a['clientreg']['median'], 'count')} connections in "
-            f"{fmt(aw['clientreg']['median'], 's')}; plain SDK {_baseline(a, 'plain')} in {_baseline(aw, 'plain')}, "
-            f"Langroid {_baseline(a, 'Langroid')} in {_baseline(aw, 'Langroid')}."
+            f"- {what(agents)}: {value(agents)} connections in {value(wall)}; plain SDK "
+            f"{_baseline(agents, 'plain')} in {_baseline(wall, 'plain')}, Langroid {_baseline(agents, 'Langroid')} "
+            f"in {_baseline(wall, 'Langroid')}."
         )
-    r = _figure(results, "rss_10000_keys")
-    if r is not None:
+    held = _figure(results, "rss_10000_keys")
+    if held is not None:
+        counts = results["counts"]
         lines.append(
-            f"- {r['label']}: {fmt(r['clientreg']['median'], 'bytes')}; a plain client each: about "
-            f"{_baseline(r, 'plain')} (extrapolated from the RSS of {results['counts']['rss_plain']} clients x "
-            f"{results['counts']['rss_plain_batches']} batches, not measured at that size)."
+            f"- {held['label']}: {value(held)}; a plain client each: about {_baseline(held, 'plain')} "
+            f"(extrapolated from the RSS of {counts['rss_plain']} clients x {counts['rss_plain_batches']} "
+            "batches, not measured at that size)."
         )
-    for key, text in (("async_runs_errors", "one async client across many `asyncio.run()` calls"),):
-        e = _figure(results, key)
-        if e is not None:
+    for key in ("async_runs_errors", "async_threads_errors"):
+        loops = _figure(results, key)
+        if loops is not None:
             lines.append(
-                f"- {e['label'].split(':')[0]}: {fmt(e['clientreg']['median'], 'count')} failed requests; "
-                f"plain SDK {_baseline(e, 'plain')}, Langroid {_baseline(e, 'Langroid')} ({text})."
+                f"- {what(loops)[0].upper()}{what(loops)[1:]} taken outside any loop: {value(loops)} failed uses "
+                f"(a request and a stream each); plain SDK {_baseline(loops, 'plain')}, Langroid "
+                f"{_baseline(loops, 'Langroid')}."
             )
-    not_measured = [f["label"] for f in results["figures"].values() if f["status"] != "measured"]
+    not_measured = [f for f in results["figures"].values() if f["status"] != "measured"]
     if not_measured:
         lines.append(f"- Not measured in this run: {len(not_measured)} figures (the table says why for each).")
     return f"{SUMMARY_BEGIN}\n{chr(10).join(lines)}\n{SUMMARY_END}"
