@@ -94,9 +94,8 @@ QUICK = Counts(
 class Context:
     """Shared by the measurements of one run."""
 
-    def __init__(self, counts: Counts, *, quick: bool, fetch: bool, scratch: Path) -> None:
+    def __init__(self, counts: Counts, *, fetch: bool, scratch: Path) -> None:
         self.counts = counts
-        self.quick = quick
         self.fetch = fetch
         self.scratch = scratch
         self._peer: Any = None

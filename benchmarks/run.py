@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         # The default registry (behind the keyword wrappers) records into a scratch index,
         # never into the user's own.
         os.environ["CLIENTREG_INDEX"] = str(scratch / "default-index.sqlite")
-        ctx = Context(counts, quick=args.quick, fetch=not args.no_fetch, scratch=scratch)
+        ctx = Context(counts, fetch=not args.no_fetch, scratch=scratch)
         loaded = ctx.langroid()
         if loaded is None:
             print(f"... {ctx.langroid_missing}; its rows are skipped", file=sys.stderr)
