@@ -107,8 +107,8 @@ def render_tally(results: dict[str, Any]) -> str:
     return ", ".join(f"{counts[r]} {'context' if r == '-' else r}" for r in order if r in counts)
 
 
-def render_run_line(results: dict[str, Any]) -> str:
-    """Mode, duration, date, commit, machine and load: the conditions every figure shares."""
+def render_run(results: dict[str, Any]) -> str:
+    """Mode, duration, date, commit, machine, load and peer: the conditions every figure shares."""
     machine = results["machine"]
     load = machine["load_average_1m"]
     peer = results["peer"]
@@ -119,10 +119,13 @@ def render_run_line(results: dict[str, Any]) -> str:
     )
     packages = ", ".join(f"{name} {version}" for name, version in machine["packages"].items() if version)
     return (
-        f"`python -m benchmarks` ({results['mode']} run, {results['seconds']:.0f} s) on {results['date']}, "
-        f"commit `{machine['commit']}`; {machine['cpu']}, {machine['cores']} cores, {machine['os']}; "
-        f"1-minute load average {load['start']:.2f} at the start, {load['end']:.2f} at the end; "
-        f"Python {machine['python']}; {packages}; {peer_text}."
+        f"- Run: `python -m benchmarks` ({results['mode']}, {results['seconds']:.0f} s) on {results['date']}, "
+        f"commit `{machine['commit']}`\n"
+        f"- Machine: {machine['cpu']}, {machine['cores']} cores, {machine['os']}; 1-minute load average "
+        f"{load['start']:.2f} at the start, {load['end']:.2f} at the end (other work on the machine)\n"
+        f"- Python {machine['python']}; {packages}\n"
+        f"- Peer: {peer_text}\n"
+        f"- Result: {render_tally(results)}"
     )
 
 
@@ -130,13 +133,13 @@ def render_markdown(results: dict[str, Any]) -> str:
     """The whole of benchmarks/RESULTS.md."""
     return f"""# Benchmark results
 
-Written by {render_run_line(results)}
+{render_run(results)}
 
 Each figure is the median over its rounds, with the min-max spread when there was more than
 one; ratio = clientreg's median / that baseline's median, measured side by side in the same run.
 PASS/FAIL judges the target; `-` is context only; ERROR means clientreg's side could not be
 measured (the reason is below), SKIP that the row cannot run on this machine. The raw figures
-are in `benchmarks/results/latest.json` (not committed). Result: {render_tally(results)}.
+are in `benchmarks/results/latest.json` (not committed).
 
 ```
 {render_table(results)}
@@ -151,7 +154,7 @@ are in `benchmarks/results/latest.json` (not committed). Result: {render_tally(r
 def render_readme_table(results: dict[str, Any]) -> str:
     """The README's generated table block (between its markers)."""
     return f"""{README_BEGIN}
-From {render_run_line(results)} Result: {render_tally(results)}.
+{render_run(results)}
 
 ```
 {render_table(results)}
