@@ -209,8 +209,9 @@ def render_summary(results: dict[str, Any]) -> str:
         )
     keys = _figure(results, "distinct_keys_connections")
     if keys is not None:
+        plural = "" if keys["clientreg"]["median"] == 1 else "s"
         lines.append(
-            f"- {what(keys)}: {value(keys)} TCP connection(s); plain SDK {_baseline(keys, 'plain')}, "
+            f"- {what(keys)}: {value(keys)} TCP connection{plural}; plain SDK {_baseline(keys, 'plain')}, "
             f"Langroid {_baseline(keys, 'Langroid')}."
         )
     agents, wall = _figure(results, "agents_concurrent_connections"), _figure(results, "agents_concurrent_wall")
