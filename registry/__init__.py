@@ -12,7 +12,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from registry._default import default_registry, get_async_client, get_client
+    from registry._default import (
+        default_registry,
+        get_async_client,
+        get_async_http_client,
+        get_client,
+        get_http_client,
+    )
     from registry._registry import Registry, RegistryStats
     from registry.errors import (
         MissingCredentialsError,
@@ -20,6 +26,7 @@ if TYPE_CHECKING:
         RegistryClosedError,
         RegistryError,
         UnknownProfileError,
+        UnsupportedEventLoopError,
     )
     from registry.wrappers import (
         get_async_cerebras_client,
@@ -38,14 +45,17 @@ __all__ = [
     "RegistryError",
     "RegistryStats",
     "UnknownProfileError",
+    "UnsupportedEventLoopError",
     "default_registry",
     "get_async_cerebras_client",
     "get_async_client",
     "get_async_groq_client",
+    "get_async_http_client",
     "get_async_openai_client",
     "get_cerebras_client",
     "get_client",
     "get_groq_client",
+    "get_http_client",
     "get_openai_client",
 ]
 
@@ -55,6 +65,8 @@ _EXPORTS = {
     "default_registry": "registry._default",
     "get_async_client": "registry._default",
     "get_client": "registry._default",
+    "get_http_client": "registry._default",
+    "get_async_http_client": "registry._default",
     "Registry": "registry._registry",
     "RegistryStats": "registry._registry",
     "MissingCredentialsError": "registry.errors",
@@ -62,6 +74,7 @@ _EXPORTS = {
     "RegistryClosedError": "registry.errors",
     "RegistryError": "registry.errors",
     "UnknownProfileError": "registry.errors",
+    "UnsupportedEventLoopError": "registry.errors",
     "get_async_cerebras_client": "registry.wrappers",
     "get_async_groq_client": "registry.wrappers",
     "get_async_openai_client": "registry.wrappers",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import threading
 from collections.abc import Callable
 
 
@@ -12,23 +11,19 @@ class Count:
 
     ``hit()`` is the bound ``__next__`` of an ``itertools.count``: one C call, no Python
     frame, made atomic by the GIL, so concurrent threads never lose an increment (``x += 1``
-    can). `total` calls ``next()`` too and subtracts the reads it made itself.
+    can). `total` reads the count from its repr (``count(41)``) without consuming a tick, so
+    it takes no lock either: nothing here can be held by another thread when a process forks.
     """
 
-    __slots__ = ("_count", "_lock", "_reads", "hit")
+    __slots__ = ("_count", "hit")
 
-    hit: Callable[[], object]
-    """Count one."""
+    hit: Callable[[], int]
+    """Count one; returns the count before this one (a tick of a clock)."""
 
     def __init__(self) -> None:
         self._count = itertools.count()
-        self._reads = 0
-        self._lock = threading.Lock()
         self.hit = self._count.__next__
 
     def total(self) -> int:
         """How many times `hit` was called so far."""
-        with self._lock:
-            value = next(self._count) - self._reads
-            self._reads += 1
-            return value
+        return int(repr(self._count)[6:-1])  # "count(N)": N is the next value, so N calls so far

@@ -1,7 +1,8 @@
-"""The process-wide default registry behind `get_client` and `get_async_client`."""
+"""The process-wide default registry behind `get_client`, `get_async_client` and the HTTP clients."""
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -39,9 +40,34 @@ def get_client(what: ProviderSettings | str) -> Any:
 
 
 def get_async_client(what: ProviderSettings | str) -> Any:
-    """Return the shared async SDK client for the running event loop (call it from async code).
+    """Return the shared async SDK client; take it anywhere, use it on any asyncio loop.
 
     >>> client = get_async_client(GroqSettings(api_key_env="GROQ_API_KEY"))  # groq.AsyncGroq
     """
     registry = _default if _default is not None and not _default.closed else default_registry()
     return registry.get_async_client(what)
+
+
+def get_http_client(what: ProviderSettings | str) -> Any:
+    """Return the default registry's shared sync HTTP client for ``what``'s transport.
+
+    An ``httpx2.Client`` for OpenAI/Azure settings, an ``httpx.Client`` for Groq/Cerebras.
+    """
+    return default_registry().get_http_client(what)
+
+
+def get_async_http_client(what: ProviderSettings | str) -> Any:
+    """Return the default registry's shared async HTTP client, usable on every asyncio loop.
+
+    >>> ChatOpenAI(http_async_client=get_async_http_client(settings), ...)
+    """
+    return default_registry().get_async_http_client(what)
+
+
+def _after_fork_in_child() -> None:
+    global _default_lock
+    _default_lock = threading.Lock()  # a parent thread may have held it while forking
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

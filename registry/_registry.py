@@ -1,31 +1,41 @@
 """The registry: one SDK client per configuration, built lazily, shared, bounded.
 
-Locking: ``_lock`` guards the registry's tables and is only ever held for dictionary work,
-never while a client or pool is built, never across I/O. A hit takes no lock at all.
-Misses on one key are single-flight (`_Flight`); misses on different keys build in parallel.
+Locking: ``_lock`` guards the registry's tables and pool ownership, and is only ever held
+for dictionary work: never while a client or pool is built, never across I/O. A hit takes
+no lock at all. Misses on one key are single-flight (`_Flight`); misses on different keys
+build in parallel.
+
+Pool ownership: a `_Pool` counts its users (clients in the tables, evicted clients not yet
+collected, builds in progress, raw hand-outs). A user is taken under the same lock that
+finds the pool; a pool leaves the table only under the lock when its count reaches zero,
+and is closed once nothing is in flight on it. So a hand-out is never on a closed pool,
+unless `close` closed everything.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import bisect
 import difflib
+import functools
 import logging
 import os
+import sys
 import threading
 import time
 import weakref
 from collections import OrderedDict, deque
-from collections.abc import AsyncGenerator, Iterator, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from registry._counter import Count
-from registry.errors import NoRunningLoopError, RegistryClosedError, UnknownProfileError
+from registry.errors import RegistryClosedError, UnknownProfileError, UnsupportedEventLoopError
 from registry.locations import IndexTable, index_table_from_file, resolve_index_path
+from registry.pools import close_pool, current_async_library, new_pool, pool_is_idle, pool_loops
 from registry.providers import builder_for
-from registry.transports import aclose_pool, close_pool, new_pool, pool_is_idle, ssl_context
 from schemas import ProviderSettings
 
 if TYPE_CHECKING:
@@ -37,6 +47,11 @@ log = logging.getLogger("clientreg")
 DEFAULT_WARM_LIMIT = 32
 DEFAULT_WARM_MAX_AGE = 7 * 24 * 3600.0
 
+_monotonic = time.monotonic
+EvictionReason = Literal["lru", "idle", "close"]
+BuildHook = Callable[[str, bool, float], object]
+"""Called after each build with (provider, is_async, seconds)."""
+
 
 @dataclass(frozen=True)
 class RegistryStats(Mapping[str, float]):
@@ -44,7 +59,9 @@ class RegistryStats(Mapping[str, float]):
 
     ``misses`` counts calls that found no ready client (a caller waiting on another
     thread's build included); ``builds`` counts clients actually constructed (warm builds
-    included); ``live_transports`` counts open shared HTTP connection pools.
+    included); ``live_clients`` counts the clients the registry holds (sync and async);
+    ``live_transports`` counts open shared HTTP clients (pools); ``event_loops`` counts the
+    open event loops on which those pools have connections.
     """
 
     hits: int
@@ -69,6 +86,17 @@ class RegistryStats(Mapping[str, float]):
         return len(asdict(self))
 
 
+@dataclass(frozen=True)
+class RegistryCounters:
+    """Finer counters for the metrics module (`Registry._counters`); none is kept on the hit path."""
+
+    evictions: dict[str, int]  # by reason: "lru", "idle", "close"
+    live_clients: dict[tuple[str, str], int]  # by (provider, "sync" | "async")
+    live_pools: int
+    event_loops: int
+    build_hooks: list[BuildHook] = field(repr=False)
+
+
 class _NoCount:
     """Stands in for a use counter when the index is off."""
 
@@ -82,25 +110,29 @@ _NO_COUNT = _NoCount()
 
 
 class _Pool:
-    """A shared HTTP client and how many registry entries (and evicted live clients) use it."""
+    """A shared HTTP client and how many users (clients, builds, raw hand-outs) can reach it."""
 
-    __slots__ = ("http", "key", "users")
+    __slots__ = ("http", "key", "pinned", "users")
 
-    def __init__(self, http: Any, key: tuple[str, str]) -> None:
+    def __init__(self, http: Any, key: tuple[str, str, bool]) -> None:
         self.http = http
-        self.key = key
+        self.key = key  # (HTTP library, transport key, is_async)
         self.users = 0
+        self.pinned = False  # handed out raw (get_http_client): kept until the registry closes
 
 
 class _Entry:
-    """A built client, its pool, and its use counters per profile (None: a settings object)."""
+    """A built client, its pool, when it was last handed out, and its use counters per profile."""
 
-    __slots__ = ("client", "counters", "pool")
+    __slots__ = ("client", "counters", "kind", "pool", "provider", "used")
 
-    def __init__(self, client: Any, pool: _Pool) -> None:
+    def __init__(self, client: Any, pool: _Pool, provider: str, *, is_async: bool) -> None:
         self.client = client
         self.pool = pool
-        self.counters: dict[str | None, Any] = {}
+        self.provider = provider
+        self.kind = "async" if is_async else "sync"
+        self.used = -1  # the tick of its last hand-out (see Registry._tick); set when stored
+        self.counters: dict[str | None, Any] = {}  # profile (None: a settings object) -> counter
 
 
 class _Flight:
@@ -113,34 +145,15 @@ class _Flight:
         self.error: BaseException | None = None
 
 
-class _Clients:
-    """The clients and pools of one world: the sync one, or one event loop's."""
-
-    def __init__(self) -> None:
-        self.entries: OrderedDict[str, _Entry] = OrderedDict()
-        self.pools: dict[tuple[str, str], _Pool] = {}
-        self.retired: list[_Pool] = []  # unused pools waiting to be idle before closing
-        self.released: deque[_Pool] = deque()  # pools of evicted clients that were collected
-
-
-class _LoopClients(_Clients):
-    """An event loop's clients, and the async generator that closes them as the loop shuts down."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        # Held here because the loop tracks async generators in a WeakSet only.
-        self.closer: AsyncGenerator[None, None] | None = None
-        self.tasks: set[asyncio.Task[Any]] = set()
-
-
 class Registry:
     """Hands out one shared SDK client per configuration.
 
     >>> with Registry(load_settings("clientreg.toml")) as reg:
     ...     client = reg.get_client("fast")          # or reg.get_client(OpenAISettings(...))
 
-    ``max_clients`` bounds the sync clients, and separately each event loop's async clients,
-    evicting the least recently used. The key index (``index_path``, else ``$CLIENTREG_INDEX``,
+    ``max_clients`` bounds the sync clients, and separately the async clients, evicting the
+    least recently handed out. ``max_idle`` (seconds) forgets clients not handed out for that
+    long; `prune` does it on demand. The key index (``index_path``, else ``$CLIENTREG_INDEX``,
     else the settings' ``[index] path``, else the user data dir; ``"off"`` disables it) is
     written in the background. ``warm_start=True`` pre-builds, in the background, the clients
     of the profiles the index shows were used most recently.
@@ -153,33 +166,47 @@ class Registry:
         settings: RegistrySettings | None = None,
         *,
         max_clients: int | None = None,
+        max_idle: float | None = None,
         index_path: str | os.PathLike[str] | None = None,
         warm_start: bool = False,
     ) -> None:
         if max_clients is not None and max_clients < 1:
             raise ValueError("max_clients must be at least 1, or None for no bound")
+        if max_idle is not None and not max_idle > 0:
+            raise ValueError("max_idle must be a positive number of seconds, or None")
         self._settings = settings
         self._profiles: dict[str, ProviderSettings] | None = dict(settings.profiles) if settings is not None else None
         self._max_clients = max_clients
+        self._max_idle = max_idle
+        self._ordered = max_clients is not None or max_idle is not None
         self._index_path = index_path
         self._recorder: IndexRecorder | None = None
         self._recorder_resolved = False
+        self._build_hooks: list[BuildHook] = []
         self._reset_state()
         self._closed = False
         _live_registries.add(self)
+        if max_idle is not None:
+            _janitor.watch(self)
         if warm_start:
             threading.Thread(target=self._warm_in_background, name="clientreg-warm", daemon=True).start()
 
     def _reset_state(self) -> None:
         self._lock = threading.Lock()
-        self._sync = _Clients()
-        self._flights: dict[str, _Flight] = {}
-        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClients] = weakref.WeakKeyDictionary()
-        self._hits = Count()
+        self._sync: OrderedDict[str, _Entry] = OrderedDict()  # config_hash -> entry, least recent first
+        self._async: OrderedDict[str, _Entry] = OrderedDict()
+        self._flights: dict[tuple[str, bool], _Flight] = {}
+        self._pools: dict[tuple[str, str, bool], _Pool] = {}
+        self._retired: list[_Pool] = []  # no user left, closed once nothing is in flight on them
+        self._released: deque[_Pool] = deque()  # one per evicted client collected (appended lock-free)
+        self._hits = Count()  # also the registry's clock: see _tick
+        self._ticks_not_hits = 0  # ticks taken by builds and slow-path hand-outs, not hits
+        self._times: list[tuple[float, int]] = [(_monotonic(), 0)]  # (monotonic time, tick) noted
         self._misses = Count()
         self._builds = Count()
-        self._evictions = Count()
         self._build_ns = 0
+        self._evicted: dict[str, int] = {"lru": 0, "idle": 0, "close": 0}
+        self._live: dict[tuple[str, str], int] = {}
 
     # ---- public API ---------------------------------------------------------------------
 
@@ -190,68 +217,100 @@ class Registry:
             settings = self._profile(what)
         else:
             profile, settings = None, what  # type: ignore[assignment]
+        table = self._sync
         try:
             key = settings.config_hash
-            entry = self._sync.entries[key]
+            entry = table[key]
             count = entry.counters[profile]
+            if self._ordered:  # kept in use order only where eviction or max_idle needs it
+                table.move_to_end(key)
         except (KeyError, AttributeError):
-            return self._get_slow(settings, profile, self._sync, None)
-        if self._max_clients is not None:
-            self._touch(self._sync, key)
-        self._hits.hit()
+            return self._get_slow(settings, profile, is_async=False)
+        entry.used = self._hits.hit()  # the hit's tick: when it was last handed out (see _tick)
         count.hit()
+        if self._closed:
+            raise RegistryClosedError("this Registry was closed; create a new one")
         return entry.client
 
     def get_async_client(self, what: ProviderSettings | str) -> Any:
-        """Return the shared async SDK client for the running event loop.
+        """Return the shared async SDK client for a settings object or a profile name.
 
-        Must be called with a loop running (from ``async def`` code): the client and its
-        connection pool belong to that loop, and are closed when the loop shuts down.
+        Works anywhere: in a running loop, outside any loop, in any thread. The same client
+        object serves every asyncio event loop; each loop gets its own connection pool on its
+        first request, closed when that loop shuts down.
         """
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            raise NoRunningLoopError(
-                "get_async_client() needs a running event loop: call it from async code; "
-                "an async client belongs to the loop it was made in"
-            ) from None
         if what.__class__ is str:
             profile: str | None = what
             settings = self._profile(what)
         else:
             profile, settings = None, what  # type: ignore[assignment]
-        clients = self._loops.get(loop)
-        if clients is not None:
-            try:
-                key = settings.config_hash
-                entry = clients.entries[key]
-                count = entry.counters[profile]
-            except (KeyError, AttributeError):
-                pass
-            else:
-                if self._max_clients is not None:
-                    self._touch(clients, key)
-                self._hits.hit()
-                count.hit()
-                return entry.client
-        return self._get_slow(settings, profile, clients, loop)
+        table = self._async
+        try:
+            key = settings.config_hash
+            entry = table[key]
+            count = entry.counters[profile]
+            if self._ordered:  # kept in use order only where eviction or max_idle needs it
+                table.move_to_end(key)
+        except (KeyError, AttributeError):
+            return self._get_slow(settings, profile, is_async=True)
+        entry.used = self._hits.hit()  # the hit's tick: when it was last handed out (see _tick)
+        count.hit()
+        if self._closed:
+            raise RegistryClosedError("this Registry was closed; create a new one")
+        return entry.client
+
+    def get_http_client(self, what: ProviderSettings | str) -> Any:
+        """Return the registry's shared sync HTTP client for the transport ``what`` describes.
+
+        For code that takes an HTTP client rather than an SDK client. It is an
+        ``httpx2.Client`` for OpenAI and Azure settings, an ``httpx.Client`` for Groq and
+        Cerebras (the library that provider's SDK speaks). Only the transport fields matter
+        (proxy, verify, limits); it stays open until the registry closes.
+        """
+        return self._pinned_pool(what, is_async=False).http
+
+    def get_async_http_client(self, what: ProviderSettings | str) -> Any:
+        """Return the registry's shared async HTTP client, usable on every asyncio event loop.
+
+        >>> ChatOpenAI(http_async_client=reg.get_async_http_client(settings), ...)
+
+        An ``httpx2.AsyncClient`` for OpenAI and Azure settings, an ``httpx.AsyncClient`` for
+        Groq and Cerebras; see `get_http_client`.
+        """
+        return self._pinned_pool(what, is_async=True).http
 
     def stats(self) -> RegistryStats:
-        """Return a snapshot of hits, misses, builds, evictions and what is alive."""
+        """Return a snapshot of hits, misses, builds, evictions and what is alive.
+
+        Also closes pools whose clients were all collected, so the figures are current.
+        """
+        self._tidy()
         with self._lock:
-            loops = [c for loop, c in self._loops.items() if not loop.is_closed()]
-            live_clients = len(self._sync.entries) + sum(len(c.entries) for c in loops)
-            live_pools = sum(len(c.pools) + len(c.retired) for c in [self._sync, *loops])
+            live_clients = len(self._sync) + len(self._async)
+            pools = [*self._pools.values(), *self._retired]
+            evictions = sum(self._evicted.values())
         return RegistryStats(
-            hits=self._hits.total(),
+            hits=self._hits.total() - self._ticks_not_hits,
             misses=self._misses.total(),
             builds=self._builds.total(),
             build_seconds=self._build_ns / 1e9,
-            evictions=self._evictions.total(),
+            evictions=evictions,
             live_clients=live_clients,
-            live_transports=live_pools,
-            event_loops=len(loops),
+            live_transports=len(pools),
+            event_loops=_count_loops(pools),
         )
+
+    def prune(self, older_than: float) -> int:
+        """Forget the clients not handed out for ``older_than`` seconds; return how many.
+
+        Nothing is closed under a caller: a forgotten client you still hold keeps working
+        (streams included), and its pool is closed only once no client can reach it and
+        nothing is in flight on it. Counted as ``idle`` evictions.
+        """
+        if older_than < 0:
+            raise ValueError("older_than must be zero or more seconds")
+        forgotten = self._tidy(older_than)
+        return forgotten
 
     def warm(self, *, limit: int = DEFAULT_WARM_LIMIT, max_age: float | None = DEFAULT_WARM_MAX_AGE) -> int:
         """Build the sync clients of the profiles the index shows were used most recently.
@@ -282,36 +341,33 @@ class Registry:
     def close(self) -> None:
         """Close every pool the registry owns and refuse further requests.
 
-        Async pools of loops other than a running one in this thread cannot be awaited
-        here; they are closed from their own loop if it is running, else dropped (use
-        `aclose` from inside the loop to close them cleanly).
+        Sync pools close now. Each event loop's async pools close on that loop (at once if
+        it is the running loop here, else when it next runs), or directly if the loop can no
+        longer run. Idempotent; `aclose` also waits for the running loop's pools to close.
         """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            sync, self._sync = self._sync, _Clients()
-            loops = list(self._loops.items())
-            self._loops = weakref.WeakKeyDictionary()
-        for pool in {id(p): p for p in [*sync.pools.values(), *sync.retired, *sync.released]}.values():
-            close_pool(pool.http)
-        for loop, clients in loops:
-            if not loop.is_closed() and loop.is_running():
-                try:
-                    asyncio.run_coroutine_threadsafe(_aclose_all(clients), loop)
-                except RuntimeError:
-                    pass
+            self._evicted["close"] += len(self._sync) + len(self._async)
+            self._live.clear()
+            pools = {id(p): p for p in [*self._pools.values(), *self._retired]}
+            self._sync, self._async = OrderedDict(), OrderedDict()
+            self._pools, self._retired = {}, []
+        for pool in pools.values():
+            try:
+                close_pool(pool.http)
+            except Exception:  # one pool failing to close must not keep the others open
+                log.debug("clientreg: closing a pool failed", exc_info=True)
         if self._recorder is not None:
             self._recorder.close()
 
     async def aclose(self) -> None:
-        """Close the running loop's async pools cleanly, then everything else as `close` does."""
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            clients = self._loops.pop(loop, None)
-        if clients is not None:
-            await _aclose_all(clients)
+        """Close as `close` does, and wait until the running loop's pools are closed."""
+        from registry.pools import wait_closing
+
         self.close()
+        await wait_closing()
 
     def __enter__(self) -> Registry:
         return self
@@ -343,121 +399,136 @@ class Registry:
         assert self._settings is not None
         return self._settings
 
+    def _counters(self) -> RegistryCounters:
+        """Counters for the metrics module: evictions by reason, live clients by kind, pools, loops."""
+        with self._lock:
+            evictions = dict(self._evicted)
+            live = {k: v for k, v in self._live.items() if v}
+            pools = [*self._pools.values(), *self._retired]
+        return RegistryCounters(evictions, live, len(pools), _count_loops(pools), self._build_hooks)
+
     # ---- the slow path ------------------------------------------------------------------
 
-    def _get_slow(
-        self,
-        settings: ProviderSettings,
-        profile: str | None,
-        clients: _Clients | None,
-        loop: asyncio.AbstractEventLoop | None,
-    ) -> Any:
+    def _get_slow(self, settings: ProviderSettings, profile: str | None, *, is_async: bool) -> Any:
         if not isinstance(settings, ProviderSettings):
             raise TypeError(
                 f"expected a settings object (OpenAISettings, ...) or a profile name, got {type(settings).__name__}"
             )
+        if is_async:
+            _refuse_foreign_event_loop()
         self._misses.hit()
+        if self._max_idle is not None and not _janitor.running:
+            _janitor.watch(self)  # first miss in a forked child, or after the janitor ended
+        self._tidy()
         key = settings.config_hash
-        if loop is not None:
-            clients = self._loop_clients(loop)
-        assert clients is not None
+        flight_key = (key, is_async)
         while True:
             with self._lock:
                 if self._closed:
                     raise RegistryClosedError("this Registry was closed; create a new one")
-                entry = clients.entries.get(key)
+                table = self._async if is_async else self._sync
+                entry = table.get(key)
+                flight: _Flight | None = None
                 if entry is None:
-                    flight = self._flights.get(key) if loop is None else None
+                    flight = self._flights.get(flight_key)
                     leader = flight is None
-                    if leader and loop is None:
-                        flight = self._flights[key] = _Flight()
-            if entry is not None:  # built already, asked for under a name not seen before
+                    if flight is None:
+                        flight = self._flights[flight_key] = _Flight()
+                else:
+                    table.move_to_end(key)
+                    entry.used = self._tick()
+            if entry is not None:  # built already: another thread's build, or a new profile name
                 count = entry.counters.get(profile)
                 if count is None:  # the recorder returns one counter per (config, profile)
                     count = entry.counters.setdefault(profile, self._count(settings, profile, kind=None))
                 count.hit()
                 return entry.client
+            assert flight is not None
             if not leader:
-                assert flight is not None
                 flight.done.wait()
                 if flight.error is not None:
                     raise flight.error
                 continue  # the leader stored the entry: take it as above
             try:
-                entry = self._build(settings, clients, is_async=loop is not None)
+                entry = self._build(settings, is_async=is_async)
+                entry.counters[profile] = count = self._count(settings, profile, kind="built")
             except BaseException as exc:
-                if loop is None:
-                    with self._lock:
-                        self._flights.pop(key, None)
-                    assert flight is not None
-                    flight.error = exc
-                    flight.done.set()
-                raise
-            count = self._count(settings, profile, kind="built")
-            entry.counters[profile] = count
-            with self._lock:
-                clients.entries[key] = entry
-                if loop is None:
-                    self._flights.pop(key, None)
-                evicted = self._evict(clients)
-            if flight is not None:
+                with self._lock:
+                    self._flights.pop(flight_key, None)
+                flight.error = exc
                 flight.done.set()
-            self._after_evictions(evicted, clients, loop)
+                raise
+            evicted = self._store(key, entry, flight_key)
+            flight.done.set()
+            if evicted is None:  # closed while building: the client is never handed out
+                raise RegistryClosedError("this Registry was closed; create a new one")
+            self._forget(evicted)
             count.hit()
             return entry.client
 
-    def _build(self, settings: ProviderSettings, clients: _Clients, *, is_async: bool) -> _Entry:
-        """Build a client on its shared pool (creating the pool if needed); no registry lock held."""
-        builder = builder_for(settings.provider)
-        library = builder.HTTP_LIBRARY
-        pool_key = (library, settings.transport_key)
-        started = time.perf_counter_ns()
-        pool = clients.pools.get(pool_key)
-        if pool is None:
-            ssl_context(library, settings.verify)  # the slow part, shared, outside our lock
-            http = new_pool(library, settings, is_async=is_async)
-            with self._lock:
-                pool = clients.pools.get(pool_key)
-                if pool is None:
-                    pool = clients.pools[pool_key] = _Pool(http, pool_key)
-                    http = None
-            if http is not None and not is_async:  # another thread made the same pool first
-                close_pool(http)
+    def _store(self, key: str, entry: _Entry, flight_key: tuple[str, bool]) -> list[tuple[str, _Entry]] | None:
+        """Publish a built entry (None if the registry closed meanwhile); return what it evicted."""
         with self._lock:
-            pool.users += 1
+            self._flights.pop(flight_key, None)
+            if self._closed:  # close() closed the pool already; just drop our use of it
+                entry.pool.users -= 1
+                return None
+            table = self._async if entry.kind == "async" else self._sync
+            entry.used = self._tick()
+            table[key] = entry
+            self._note_time()  # so prune(older_than) can tell this entry from older ones
+            live_key = (entry.provider, entry.kind)
+            self._live[live_key] = self._live.get(live_key, 0) + 1
+            evicted: list[tuple[str, _Entry]] = []
+            while self._max_clients is not None and len(table) > self._max_clients:
+                oldest = _oldest(table)
+                evicted.append((oldest, self._unlist(table, oldest, "lru")))
+            return evicted
+
+    def _build(self, settings: ProviderSettings, *, is_async: bool) -> _Entry:
+        """Build a client on its shared pool, taking a use of the pool; no registry lock held."""
+        builder = builder_for(settings.provider)
+        started = time.perf_counter_ns()
+        pool = self._take_pool(builder.HTTP_LIBRARY, settings, is_async=is_async)
         try:
             client = builder.build(settings, pool.http, is_async=is_async)
         except BaseException:
             with self._lock:
-                pool.users -= 1
+                self._release(pool)
+            self._close_retired()
             raise
         elapsed = time.perf_counter_ns() - started
         with self._lock:  # builds run in parallel: += on a shared int could lose one
             self._build_ns += elapsed
         self._builds.hit()
-        return _Entry(client, pool)
+        for hook in self._build_hooks:
+            try:
+                hook(settings.provider, is_async, elapsed / 1e9)
+            except Exception:
+                log.debug("clientreg: a build hook failed", exc_info=True)
+        return _Entry(client, pool, settings.provider, is_async=is_async)
 
     def _warm_one(self, settings: ProviderSettings, profile: str) -> bool:
         key = settings.config_hash
+        flight_key = (key, False)
         with self._lock:
-            if self._closed or key in self._sync.entries or key in self._flights:
+            if self._closed or key in self._sync or flight_key in self._flights:
                 return False
-            flight = self._flights[key] = _Flight()
+            flight = self._flights[flight_key] = _Flight()
         try:
-            entry = self._build(settings, self._sync, is_async=False)
+            entry = self._build(settings, is_async=False)
         except Exception as exc:
             with self._lock:
-                self._flights.pop(key, None)
+                self._flights.pop(flight_key, None)
             flight.done.set()  # no error for waiters: a caller's own build may still succeed
             log.info("clientreg: warm start skips profile %r: %s", profile, type(exc).__name__)
             return False
         entry.counters[profile] = self._count(settings, profile, kind="warm")
-        with self._lock:
-            self._sync.entries[key] = entry  # stored before the flight ends: waiters find it
-            self._flights.pop(key, None)
-            evicted = self._evict(self._sync)
+        evicted = self._store(key, entry, flight_key)  # stored before the flight ends: waiters find it
         flight.done.set()
-        self._after_evictions(evicted, self._sync, None)
+        if evicted is None:
+            return False
+        self._forget(evicted)
         return True
 
     def _warm_in_background(self) -> None:
@@ -468,85 +539,140 @@ class Registry:
         else:
             log.debug("clientreg: warm start built %d clients", built)
 
-    # ---- eviction and pools -----------------------------------------------------------------
+    # ---- pools ----------------------------------------------------------------------------
 
-    @staticmethod
-    def _touch(clients: _Clients, key: str) -> None:
-        try:
-            clients.entries.move_to_end(key)
-        except KeyError:  # evicted by another thread in between: the client is still good
-            pass
+    def _take_pool(self, library: str, settings: ProviderSettings, *, is_async: bool) -> _Pool:
+        """The pool for ``settings``' transport, with one more user, found or made under the lock."""
+        key = (library, settings.transport_key, is_async)
+        with self._lock:
+            if self._closed:
+                raise RegistryClosedError("this Registry was closed; create a new one")
+            pool = self._pools.get(key)
+            if pool is not None:
+                pool.users += 1
+                return pool
+        http = new_pool(library, settings, is_async=is_async)  # outside the lock: it may read a CA bundle
+        spare: Any = None
+        with self._lock:
+            if self._closed:
+                spare, pool = http, None
+            else:
+                pool = self._pools.get(key)
+                if pool is None:
+                    pool = self._pools[key] = _Pool(http, key)
+                else:  # another thread made the same pool first
+                    spare = http
+                pool.users += 1
+        if spare is not None:
+            close_pool(spare)  # never used: nothing to wait for
+        if pool is None:
+            raise RegistryClosedError("this Registry was closed; create a new one")
+        return pool
 
-    def _evict(self, clients: _Clients) -> list[tuple[str, _Entry]]:
-        """Pop least-recently-used entries over the bound (called with the lock held)."""
-        evicted: list[tuple[str, _Entry]] = []
-        while self._max_clients is not None and len(clients.entries) > self._max_clients:
-            evicted.append(clients.entries.popitem(last=False))
-        return evicted
+    def _pinned_pool(self, what: ProviderSettings | str, *, is_async: bool) -> _Pool:
+        settings = self._profile(what) if isinstance(what, str) else what
+        if not isinstance(settings, ProviderSettings):
+            raise TypeError(f"expected a settings object or a profile name, got {type(settings).__name__}")
+        pool = self._take_pool(builder_for(settings.provider).HTTP_LIBRARY, settings, is_async=is_async)
+        with self._lock:
+            if pool.pinned:
+                pool.users -= 1  # one use stands for every raw hand-out
+            pool.pinned = True
+        return pool
 
-    def _after_evictions(
-        self, evicted: list[tuple[str, _Entry]], clients: _Clients, loop: asyncio.AbstractEventLoop | None
-    ) -> None:
+    def _release(self, pool: _Pool) -> None:
+        """Drop one use of ``pool`` (lock held); with none left, it leaves the table."""
+        pool.users -= 1
+        if pool.users == 0 and self._pools.get(pool.key) is pool:
+            del self._pools[pool.key]
+            self._retired.append(pool)
+
+    def _close_retired(self) -> None:
+        """Close the retired pools that have nothing in flight (the closing itself outside the lock)."""
+        with self._lock:
+            idle = [pool for pool in self._retired if pool_is_idle(pool.http)]
+            for pool in idle:
+                self._retired.remove(pool)
+        for pool in idle:
+            try:
+                close_pool(pool.http)
+            except Exception:
+                log.debug("clientreg: closing a pool failed", exc_info=True)
+
+    # ---- eviction, idle expiry, tidying ---------------------------------------------------------
+
+    def _unlist(self, table: OrderedDict[str, _Entry], key: str, reason: EvictionReason) -> _Entry:
+        """Remove ``key`` from ``table`` and count it (lock held)."""
+        entry = table.pop(key)
+        self._evicted[reason] += 1
+        self._live[(entry.provider, entry.kind)] -= 1
+        return entry
+
+    def _forget(self, evicted: list[tuple[str, _Entry]]) -> None:
         """Let evicted clients go; each keeps its pool in use until the client is collected.
 
-        A caller may still hold an evicted client, even be in the middle of a stream on it,
-        so nothing is closed now: the pool's use is released when the client object is
-        garbage collected, and a pool nobody uses is closed once it is idle.
+        A caller may still hold an evicted client, even be in the middle of a long stream on
+        it, so nothing is closed now. The pool's use is released when the client object is
+        garbage collected (the finalizer only appends to a deque: it may run anywhere, even
+        while this thread holds the lock), and a pool nobody uses is closed once idle.
         """
         for key, entry in evicted:
-            self._evictions.hit()
             if self._recorder is not None:
-                for profile in entry.counters:
+                for profile in list(entry.counters):  # a slow-path caller may add a name meanwhile
                     self._recorder.evicted(key, profile)
-            weakref.finalize(entry.client, clients.released.append, entry.pool)
-        self._close_unused_pools(clients, loop)
+            weakref.finalize(entry.client, self._released.append, entry.pool)
 
-    def _close_unused_pools(self, clients: _Clients, loop: asyncio.AbstractEventLoop | None) -> None:
-        closing: list[_Pool] = []
+    def _tick(self) -> int:
+        """Take a tick of the registry's clock outside the hit path (lock held).
+
+        The hit path stores no time: each hand-out stores the tick `Count.hit` returns, one
+        C call it makes anyway. Ticks are mapped to times by notes of (monotonic time, tick)
+        taken off the hit path (`_note_time`): a client whose last tick is below the tick
+        noted at time T was not handed out since T. Builds take a tick too, not counted as hits.
+        """
+        self._ticks_not_hits += 1
+        return self._hits.hit()
+
+    def _note_time(self) -> None:
+        """Note (now, next tick) (lock held); old notes thin out, so at most 256 are kept."""
+        self._times.append((_monotonic(), self._hits.total()))
+        if len(self._times) > 256:
+            del self._times[1:128:2]  # halve the resolution of the older half; keep the first
+
+    def _tick_at(self, when: float) -> int | None:
+        """The tick noted last at or before ``when``: hand-outs below it happened before then."""
+        times = self._times
+        i = bisect.bisect_right(times, (when, sys.maxsize))
+        return times[i - 1][1] if i else None
+
+    def _tidy(self, older_than: float | None = None) -> int:
+        """Release collected clients' pools, expire idle clients, close unused idle pools.
+
+        Runs on misses, `stats`, `prune` and the janitor thread; never on a hit. With
+        ``max_clients`` or ``max_idle`` the tables are kept in use order, so idle clients are
+        found from the least recently used end at the cost of the number expired; otherwise
+        (`prune` on an unbounded registry) the tables are scanned.
+        """
+        if older_than is None:
+            older_than = self._max_idle
+        expired: list[tuple[str, _Entry]] = []
         with self._lock:
-            while clients.released:
-                pool = clients.released.popleft()
-                pool.users -= 1
-                if pool.users == 0 and clients.pools.get(pool.key) is pool:
-                    del clients.pools[pool.key]
-                    clients.retired.append(pool)
-            for pool in list(clients.retired):
-                if pool_is_idle(pool.http):
-                    clients.retired.remove(pool)
-                    closing.append(pool)
-        for pool in closing:
-            if loop is None:
-                close_pool(pool.http)
-            else:
-                assert isinstance(clients, _LoopClients)
-                task = loop.create_task(aclose_pool(pool.http))
-                clients.tasks.add(task)
-                task.add_done_callback(clients.tasks.discard)
-
-    # ---- event loops ----------------------------------------------------------------------
-
-    def _loop_clients(self, loop: asyncio.AbstractEventLoop) -> _LoopClients:
-        with self._lock:
-            for other in [other for other in self._loops if other.is_closed()]:
-                del self._loops[other]  # closed without shutting down its async generators
-            clients = self._loops.get(loop)
-            if clients is not None:
-                return clients
-            clients = self._loops[loop] = _LoopClients()
-        # An async generator parked in the loop: asyncio.run() (and any loop shut down with
-        # shutdown_asyncgens) closes it as the loop ends, and its finally closes our pools
-        # while the loop can still run them.
-        closer = _close_at_loop_shutdown(self, loop, clients)
-        clients.closer = closer
-        task = loop.create_task(_start(closer))
-        clients.tasks.add(task)
-        task.add_done_callback(clients.tasks.discard)
-        return clients
-
-    def _forget_loop(self, loop: asyncio.AbstractEventLoop, clients: _LoopClients) -> None:
-        with self._lock:
-            if self._loops.get(loop) is clients:
-                del self._loops[loop]
+            released = self._released
+            while released:
+                self._release(released.popleft())
+            self._note_time()
+            before = None if older_than is None or self._closed else self._tick_at(_monotonic() - older_than)
+            if before is not None:
+                for table in (self._sync, self._async):
+                    if self._ordered:
+                        while table and table[oldest := _oldest(table)].used < before:
+                            expired.append((oldest, self._unlist(table, oldest, "idle")))
+                    else:
+                        for key in [k for k, e in table.items() if e.used < before]:
+                            expired.append((key, self._unlist(table, key, "idle")))
+        self._forget(expired)
+        self._close_retired()
+        return len(expired)
 
     # ---- profiles and the index -------------------------------------------------------------
 
@@ -569,13 +695,31 @@ class Registry:
             return profiles[name]
         except KeyError:
             pass
+        raise UnknownProfileError(self._unknown_profile_message(name, profiles))
+
+    def _unknown_profile_message(self, name: str, profiles: dict[str, ProviderSettings]) -> str:
+        from schemas._canonical import looks_like_credential
+
+        if looks_like_credential(name):  # a key pasted where a profile name goes: never echo it
+            return (
+                "the profile name given looks like an API key, not a profile name (it is not shown); "
+                "pass a settings object instead, e.g. get_client(OpenAISettings(api_key=...))"
+            )
+        where = self._settings.path if self._settings is not None else None
+        if where is None and not profiles:
+            from schemas._paths import SETTINGS_FILENAME, user_config_dir
+
+            return (
+                f"unknown profile {name!r}: no settings file was found (looked at $CLIENTREG_SETTINGS, "
+                f"{Path.cwd() / SETTINGS_FILENAME} and {user_config_dir() / SETTINGS_FILENAME}); "
+                "create one with a [profiles.NAME] table, or pass a settings object"
+            )
         known = sorted(profiles)
         match = difflib.get_close_matches(name, known, n=1)
         hint = f"; did you mean {match[0]!r}?" if match else ""
-        where = self._settings.path if self._settings is not None else None
         source = f" in {where}" if where else ""
         listing = ", ".join(repr(k) for k in known) if known else "none"
-        raise UnknownProfileError(f"unknown profile {name!r}{source}{hint} (known profiles: {listing})")
+        return f"unknown profile {name!r}{source}{hint} (known profiles: {listing})"
 
     def _recorder_or_none(self) -> IndexRecorder | None:
         if not self._recorder_resolved:
@@ -609,45 +753,124 @@ class Registry:
     # ---- fork -----------------------------------------------------------------------------
 
     def _after_fork_in_child(self) -> None:
-        # The parent's pools, sockets and SSL state are the parent's: closing them here could
-        # write to sockets the parent still uses, so they are left untouched and unreferenced
-        # only by the parent's copy of this object's memory.
-        _forked_leftovers.append((self._sync, self._loops, self._flights))
+        # Start empty, with new locks: another thread of the parent may have held one. The
+        # parent's pools got fresh connection pools, and their sockets were closed, in
+        # registry.pools' own fork handler; clients the program still holds keep working.
         self._reset_state()
 
 
-async def _start(closer: AsyncGenerator[None, None]) -> None:
-    await closer.__anext__()
+def _oldest(table: OrderedDict[str, _Entry]) -> str:
+    """The least recently used key (lock held, so the table is not empty and keeps its keys).
 
-
-async def _close_at_loop_shutdown(
-    registry: Registry, loop: asyncio.AbstractEventLoop, clients: _LoopClients
-) -> AsyncGenerator[None, None]:
-    try:
-        yield
-    finally:
-        registry._forget_loop(loop, clients)
-        await _aclose_all(clients)
-
-
-async def _aclose_all(clients: _Clients) -> None:
-    pools = {id(p): p for p in [*clients.pools.values(), *clients.retired, *clients.released]}
-    clients.pools.clear()
-    clients.retired.clear()
-    clients.released.clear()
-    clients.entries.clear()
-    for pool in pools.values():
+    A hit moves its key to the end without the lock; if one does so between this iterator's
+    creation and its first step, the iterator refuses ("mutated during iteration"): try again.
+    """
+    while True:
         try:
-            await aclose_pool(pool.http)
-        except Exception:  # a pool that fails to close must not stop the others
-            log.debug("clientreg: closing a pool failed", exc_info=True)
+            return next(iter(table))
+        except RuntimeError:
+            continue
 
 
+def _count_loops(pools: list[_Pool]) -> int:
+    loops: set[int] = set()
+    for pool in pools:
+        if pool.key[2]:
+            loops.update(id(loop) for loop in pool_loops(pool.http))  # ids of live loops, in this call only
+    return len(loops)
+
+
+def _refuse_foreign_event_loop() -> None:
+    try:
+        asyncio.get_running_loop()
+        return
+    except RuntimeError:
+        pass
+    library = current_async_library()
+    if library is not None:
+        raise UnsupportedEventLoopError(
+            f"clientreg's async clients run on asyncio event loops (uvloop included); this code runs under {library}"
+        )
+
+
+class _Janitor:
+    """One daemon thread per process that expires idle clients of registries with ``max_idle``.
+
+    Started on the first such registry, it wakes every ``max_idle / 2`` seconds (the smallest
+    of them, between 10 ms and 60 s) and ends when no such registry is left. Misses expire idle
+    clients too. After fork the child starts its own thread on the next miss.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._registries: weakref.WeakSet[Registry] = weakref.WeakSet()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        """True while the thread is started."""
+        return self._thread is not None
+
+    def watch(self, registry: Registry) -> None:
+        """Expire ``registry``'s idle clients from now on (starts the thread if needed)."""
+        with self._cond:
+            self._registries.add(registry)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="clientreg-janitor", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        me = threading.current_thread()
+        while True:
+            with self._cond:
+                if self._thread is not me:
+                    return
+                live = [r for r in self._registries if not r.closed and r._max_idle is not None]
+                if not live:
+                    self._thread = None
+                    return
+                interval = min(max(min(r._max_idle or 60.0 for r in live) / 2, 0.01), 60.0)
+                del live
+                self._cond.wait(interval)
+                registries = [r for r in self._registries if not r.closed]
+            for registry in registries:
+                try:
+                    registry._tidy()
+                except Exception:
+                    log.debug("clientreg: idle expiry failed", exc_info=True)
+            del registries
+
+    def after_fork_in_child(self) -> None:
+        """Forget the parent's thread and lock; the child's next miss starts a thread again."""
+        self._cond = threading.Condition(threading.Lock())
+        self._thread = None  # the parent's thread does not exist here
+
+
+_janitor = _Janitor()
 _live_registries: weakref.WeakSet[Registry] = weakref.WeakSet()
-_forked_leftovers: list[object] = []
+
+
+def _fresh_cached_property_locks() -> None:
+    """Re-create the lock each ``functools.cached_property`` of the settings classes holds.
+
+    Before Python 3.12 a cached_property computes under an RLock shared by every instance;
+    a thread of the parent computing ``config_hash`` or ``transport_key`` while another forks
+    leaves it held forever in the child, whose first lookup would then hang.
+    """
+    classes: list[type] = [ProviderSettings]
+    while classes:
+        cls = classes.pop()
+        classes.extend(cls.__subclasses__())
+        for value in vars(cls).values():
+            if isinstance(value, functools.cached_property) and hasattr(value, "lock"):
+                value.lock = threading.RLock()
 
 
 def _reset_after_fork() -> None:
+    if sys.version_info < (3, 12):
+        _fresh_cached_property_locks()
+    _janitor.after_fork_in_child()
     for registry in list(_live_registries):
         registry._after_fork_in_child()
 

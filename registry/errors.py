@@ -13,8 +13,13 @@ class RegistryClosedError(RegistryError):
     """The registry was closed; it hands out no more clients."""
 
 
-class NoRunningLoopError(RegistryError):
-    """``get_async_client`` was called outside a running event loop."""
+class UnsupportedEventLoopError(RegistryError):
+    """An async client was used (or asked for) outside asyncio: trio and others are not supported."""
+
+
+NoRunningLoopError = UnsupportedEventLoopError
+"""Kept so ``except NoRunningLoopError`` keeps working: async clients no longer need a running
+loop to be handed out, so this is now only the error for a non-asyncio event loop."""
 
 
 class UnknownProfileError(SettingsError, KeyError):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from schemas._base import ProviderSettings, TimeoutParts
-from schemas._canonical import FORM_VERSION, fingerprint
+from schemas._canonical import FORM_VERSION, fingerprint, fingerprint_key_id
 from schemas._errors import SettingsError
 from schemas.azure_openai import AzureOpenAISettings
 from schemas.cerebras import CerebrasSettings
@@ -34,6 +34,7 @@ __all__ = [
     "SettingsError",
     "TimeoutParts",
     "fingerprint",
+    "fingerprint_key_id",
     "load_settings",
 ]
 

@@ -13,28 +13,44 @@ import hashlib
 import math
 import operator
 from collections.abc import Callable, Mapping
-from functools import cached_property, lru_cache
+from functools import cached_property
 from typing import Annotated, Any, ClassVar, Self
-from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError, core_schema
 
 from schemas._canonical import (
+    _ENV_DATA,
+    _ENV_DECODE,
     FORM_VERSION,
     FrozenMap,
     dumps,
+    encoded_variable,
     fingerprint,
     getenv,
-    is_secret_name,
-    normalize_url,
-    redact_mapping,
+    public_value,
     split_proxy,
 )
+from schemas._checks import (
+    check_url_query,
+    control_character_problems,
+    header_names,
+    http_url,
+    no_host,
+    provider_name,
+    public_names,
+    query_names,
+    variable_name,
+    verify_value,
+)
+from schemas._errors import SettingsError, model_problems, settings_error
+from schemas._fingerprint import on_key_reset
 
 # Fields that describe the HTTP transport. Clients whose transport fields are equal share one
 # connection pool; the canonical form groups them under "transport".
 TRANSPORT_FIELDS = ("proxy", "verify", "max_connections", "max_keepalive_connections", "keepalive_expiry")
+# Fields holding a credential: SecretStr in the model, a fingerprint in the canonical form.
+SECRET_FIELDS = ("api_key", "admin_api_key", "webhook_secret", "azure_ad_token")
 
 
 class _Frozen:
@@ -49,21 +65,26 @@ class _Frozen:
 
 
 def _serialize_map(value: FrozenMap, info: core_schema.SerializationInfo) -> dict[str, str]:
-    # JSON output is for logs and files, so credential values are fingerprinted there, as
-    # SecretStr masks itself; model_dump() in Python mode gives the real values to builders.
-    return redact_mapping(value) if info.mode_is_json() else value.to_dict()
+    # JSON output is for logs and files, so values that are not public are fingerprinted
+    # there, as SecretStr masks itself; model_dump() in Python mode gives the real values.
+    return value.redacted() if info.mode_is_json() else value.to_dict()
 
 
 StrMap = Annotated[Mapping[str, str], _Frozen()]
 """A ``str -> str`` mapping, stored as an immutable FrozenMap."""
 
 _EMPTY = FrozenMap()
+_URL_FIELDS = frozenset({"base_url", "azure_endpoint", "websocket_base_url"})
 _NUMBERS = frozenset({"timeout", "max_retries", "max_connections", "max_keepalive_connections", "keepalive_expiry"})
 # config_hash memo: (model class, field values) -> hash. It holds the field values, secrets
-# included, in memory only, as the settings objects themselves do.
+# included, in memory only, as the settings objects themselves do. Keying by == is sound
+# because validation leaves every value of an exact builtin type (str, int, float, bool,
+# tuple, FrozenMap, SecretStr, TimeoutParts) and stores -0.0, the one value == confuses with
+# another that serialises differently, as 0.0.
 _HASH_MEMO: dict[tuple[type, tuple[Any, ...]], str] = {}
 _HASH_MEMO_SIZE = 4096
-_PLAIN, _SECRET, _TRANSPORT, _PROXY, _HEADERS, _QUERY, _TIMEOUT = (
+on_key_reset(_HASH_MEMO.clear)  # hashes hold fingerprints, which change with the key
+_PLAIN, _SECRET, _TRANSPORT, _PROXY, _HEADERS, _QUERY, _TIMEOUT, _LIST = (
     "plain",
     "secret",
     "transport",
@@ -71,16 +92,69 @@ _PLAIN, _SECRET, _TRANSPORT, _PROXY, _HEADERS, _QUERY, _TIMEOUT = (
     "headers",
     "query",
     "timeout",
+    "list",
 )
 
 
-class TimeoutParts(BaseModel):
+class SettingsModel(BaseModel):
+    """A frozen pydantic model whose bad arguments raise `SettingsError` naming real fields.
+
+    The error is also a pydantic ``ValidationError``, so code that catches that keeps working.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    def __init__(self, /, **data: Any) -> None:
+        try:
+            self.__pydantic_validator__.validate_python(data, self_instance=self)
+        except ValidationError as exc:
+            error = _as_settings_error(type(self), exc)
+        else:
+            return
+        raise error  # outside the except block: pydantic's error, which may quote input, is not chained
+
+    @classmethod
+    def model_validate(cls, obj: Any, **options: Any) -> Self:
+        """Validate ``obj`` (a mapping of field values) into a model; bad values raise `SettingsError`."""
+        try:
+            return super().model_validate(obj, **options)
+        except ValidationError as exc:
+            error = _as_settings_error(cls, exc)
+        raise error
+
+    @classmethod
+    def model_validate_json(cls, json_data: str | bytes | bytearray, **options: Any) -> Self:
+        """Validate a JSON document into a model; bad values raise `SettingsError`."""
+        try:
+            return super().model_validate_json(json_data, **options)
+        except ValidationError as exc:
+            error = _as_settings_error(cls, exc)
+        raise error
+
+    @classmethod
+    def model_validate_strings(cls, obj: Any, **options: Any) -> Self:
+        """Validate a mapping of strings (as from an environment) into a model; bad values raise `SettingsError`."""
+        try:
+            return super().model_validate_strings(obj, **options)
+        except ValidationError as exc:
+            error = _as_settings_error(cls, exc)
+        raise error
+
+
+def _as_settings_error(cls: type[BaseModel], exc: ValidationError) -> SettingsError:
+    problems = model_problems(exc.errors(include_url=False, include_input=False))
+    lines = [
+        f"{cls.__name__}: field {'.'.join(p.loc)!r}: {p.message}" if p.loc else f"{cls.__name__}: {p.message}"
+        for p in problems
+    ]
+    return settings_error(cls.__name__, lines, problems)
+
+
+class TimeoutParts(SettingsModel):
     """A timeout split into its phases, in seconds.
 
     >>> OpenAISettings(timeout=TimeoutParts(connect=5, read=120))
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     connect: float = Field(5.0, gt=0, allow_inf_nan=False)
     read: float = Field(600.0, gt=0, allow_inf_nan=False)
@@ -88,33 +162,56 @@ class TimeoutParts(BaseModel):
     pool: float = Field(600.0, gt=0, allow_inf_nan=False)
 
 
-class ProviderSettings(BaseModel):
+class ProviderSettings(SettingsModel):
     """Fields and behaviour shared by every provider's settings model.
 
     Subclasses set ``provider``, the defaults that differ, and ``env_fallbacks``: the SDK's own
     environment variables that fill fields left unset (``None`` counts as unset, as in the SDKs).
+    Bad arguments raise `SettingsError`.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
-
     env_fallbacks: ClassVar[Mapping[str, str]] = {}
-    """Field name -> environment variable read when the field is not given."""
-    env_fallback_unless: ClassVar[Mapping[str, str]] = {}
-    """Field name -> another field; when that one is given, the field's variable is not read."""
+    """Field name -> environment variable read when the field is not given (in this order)."""
+    env_fallback_unless: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    """Field name -> other fields; when one of them is given, the field's variable is not read."""
+    exclusive_fields: ClassVar[tuple[tuple[str, ...], ...]] = (
+        ("api_key", "api_key_provider"),
+        ("api_key_env", "api_key_provider"),
+    )
+    """Groups of fields of which at most one may be given."""
+    replaced_by: ClassVar[Mapping[str, str]] = {}
+    """Field name -> another field that, when given, decides it: the field is then None."""
     _canonical_plan: ClassVar[tuple[tuple[str, str], ...]] = ()
     _field_names: ClassVar[frozenset[str]] = frozenset()
     _field_values: ClassVar[Callable[[dict[str, Any]], tuple[Any, ...]]]
+    _env_blockers: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    _env_plan: ClassVar[tuple[tuple[str, str, Any, tuple[str, ...]], ...]] = ()
+    _exclusive_names: ClassVar[frozenset[str]] = frozenset()
 
     provider: str
     api_key: SecretStr | None = None
     api_key_env: str | None = Field(
         None, description="Name of the environment variable holding the key; not part of the hash."
     )
+    api_key_provider: str | None = Field(
+        None,
+        description="A key provider registered in code, or 'package.module:attribute'; the key is asked for "
+        "per request. Excludes api_key.",
+    )
     base_url: str | None = None
     timeout: float | TimeoutParts = Field(600.0, description="Seconds, or a TimeoutParts.")
     max_retries: int = Field(2, ge=0, le=100)
     default_headers: StrMap = Field(default=_EMPTY)
     default_query: StrMap = Field(default=_EMPTY)
+    public_headers: tuple[str, ...] = Field(
+        (), description="Header names whose values are written in clear in the canonical form (and the index)."
+    )
+    public_query: tuple[str, ...] = Field(
+        (), description="Query parameter names whose values are written in clear in the canonical form."
+    )
+    strict_response_validation: bool = Field(
+        False, description="The SDK's _strict_response_validation: validate responses against its types."
+    )
     proxy: SecretStr | None = None
     verify: bool | str = True
     max_connections: int = Field(1000, gt=0)
@@ -126,25 +223,56 @@ class ProviderSettings(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _fill_from_environment(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
+        if data.__class__ is not dict and not isinstance(data, dict):
             return data
-        unknown = data.keys() - cls._field_names
-        if unknown:
-            raise _unknown_fields_error(cls, sorted(unknown))
-        for name in _NUMBERS.intersection(data):
-            if data[name].__class__ is bool:  # pydantic's lax mode would read True as 1
-                raise _field_error(cls, name, "bool_number", "must be a number, not true/false")
+        # One pass over what was given: unknown names, true/false for numbers, and whether
+        # any value needs the full control-character check (a plain printable str does not).
+        names, exclusive = cls._field_names, cls._exclusive_names
+        check_text = check_urls = False
+        exclusive_given = 0
+        for name, value in data.items():
+            if name not in names:
+                raise _unknown_fields_error(cls, sorted(data.keys() - names))
+            kind = value.__class__
+            if kind is str:
+                if not value.isprintable():
+                    check_text = True
+                if "?" in value and name in _URL_FIELDS:
+                    check_urls = True
+            elif kind is bool:
+                if name in _NUMBERS:  # pydantic's lax mode would read True as 1
+                    raise _field_error(cls, name, "bool_number", "must be a number, not true/false")
+            elif kind is dict:
+                for key, item in value.items():
+                    if key.__class__ is not str or item.__class__ is not str or not (key + item).isprintable():
+                        check_text = True
+                        break
+            elif value is not None and kind is not int and kind is not float:
+                check_text = True  # a list, a SecretStr, bytes, another mapping: look inside
+            if name in exclusive and value is not None:
+                exclusive_given += 1
+        if exclusive_given > 1:
+            _check_exclusive(cls, data)
         filled: dict[str, Any] | None = None
         key_env = data.get("api_key_env")
-        for field, variable in cls.env_fallbacks.items():
-            if data.get(field) is not None:
+        for field, variable, encoded, blockers in cls._env_plan:
+            current = data if filled is None else filled
+            if current.get(field) is not None:
                 continue
-            blocker = cls.env_fallback_unless.get(field)
-            if blocker is not None and data.get(blocker) is not None:
+            blocked = False
+            for blocker in blockers:  # a plain loop: a generator costs more than these few lookups
+                if current.get(blocker) is not None:
+                    blocked = True
+                    break
+            if blocked:
                 continue
             if field == "api_key" and key_env is not None:
-                variable = key_env  # the profile named its own variable: never fall back to another account's
-            value = getenv(variable)
+                value = getenv(key_env)  # the profile named its own variable: never fall back to another account's
+            elif encoded is not None:
+                raw = _ENV_DATA.get(encoded)  # type: ignore[union-attr]
+                value = None if raw is None else str(_ENV_DECODE(raw))  # type: ignore[misc]
+            else:
+                value = getenv(variable)
             if value is not None or field in data:
                 if filled is None:
                     filled = dict(data)
@@ -152,12 +280,44 @@ class ProviderSettings(BaseModel):
                     del filled[field]  # an explicit None, as in the SDKs, means "the default"
                 else:
                     filled[field] = value
-        return data if filled is None else filled
+                    if not value.isprintable():
+                        check_text = True
+                    if "?" in value and field in _URL_FIELDS:
+                        check_urls = True
+        if cls.replaced_by:
+            for field, decider in cls.replaced_by.items():
+                if data.get(decider) is not None:
+                    if filled is None:
+                        filled = dict(data)
+                    filled[field] = None
+        result = data if filled is None else filled
+        if check_text:
+            problems = control_character_problems(result)
+            if problems:
+                raise _fields_error(cls, problems)
+        if check_urls:
+            _check_url_queries(cls, result)
+        return result
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _check_key_env(cls, value: str | None) -> str | None:
+        return None if value is None else variable_name(value)
+
+    @field_validator("api_key_provider")
+    @classmethod
+    def _check_key_provider(cls, value: str | None) -> str | None:
+        return None if value is None else provider_name(value, "api_key_provider")
 
     @field_validator("base_url")
     @classmethod
     def _check_base_url(cls, value: str | None) -> str | None:
-        return None if value is None else _http_url(value)
+        return None if value is None else http_url(value)
+
+    @field_validator("verify")
+    @classmethod
+    def _check_verify(cls, value: bool | str) -> bool | str:
+        return verify_value(value)
 
     @field_validator("timeout")
     @classmethod
@@ -169,15 +329,28 @@ class ProviderSettings(BaseModel):
     @field_validator("default_headers")
     @classmethod
     def _check_headers(cls, value: Mapping[str, str]) -> Mapping[str, str]:
-        seen: set[str] = set()
-        for name in value:
-            lowered = name.lower()
-            if lowered in seen:
-                raise PydanticCustomError("header", "header '{name}' is given twice", {"name": lowered})
-            if not name or any(c in name for c in " \t\r\n:"):
-                raise PydanticCustomError("header", "'{name}' is not a valid header name", {"name": name})
-            seen.add(lowered)
+        if value:
+            header_names(value)
+            if isinstance(value, FrozenMap):
+                value._fold = True  # header names compare in any case
         return value
+
+    @field_validator("default_query")
+    @classmethod
+    def _check_query(cls, value: Mapping[str, str]) -> Mapping[str, str]:
+        if value:
+            query_names(value)
+        return value
+
+    @field_validator("public_headers")
+    @classmethod
+    def _check_public_headers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return public_names(value, headers=True) if value else value
+
+    @field_validator("public_query")
+    @classmethod
+    def _check_public_query(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return public_names(value, headers=False) if value else value
 
     @field_validator("proxy")
     @classmethod
@@ -193,14 +366,24 @@ class ProviderSettings(BaseModel):
                 without_credentials = split_proxy(url)[0]
             except ValueError as exc:
                 raise PydanticCustomError("proxy", "proxy: {reason}", {"reason": str(exc)}) from None
-            if _no_host(without_credentials):
+            if no_host(without_credentials):
                 raise PydanticCustomError("proxy", "proxy URL has no host")
         return value
 
     @model_validator(mode="after")
     def _check_limits(self) -> ProviderSettings:
-        if self.max_keepalive_connections > self.max_connections:
+        values = self.__dict__
+        if values["max_keepalive_connections"] > values["max_connections"]:
             raise PydanticCustomError("limits", "max_keepalive_connections must not exceed max_connections")
+        if values["keepalive_expiry"] == 0.0:
+            # -0.0 == 0.0 (so the hash memo would take one for the other) but it serialises as
+            # "-0.0": store the one zero.
+            values["keepalive_expiry"] = 0.0
+        if values["public_headers"] or values["public_query"]:
+            if values["default_headers"]:
+                values["default_headers"]._public = frozenset(values["public_headers"])
+            if values["default_query"]:
+                values["default_query"]._public = frozenset(values["public_query"])
         return self
 
     # ---- canonical form ---------------------------------------------------------------
@@ -226,9 +409,15 @@ class ProviderSettings(BaseModel):
                 transport["proxy"] = url
                 transport["proxy_credentials"] = None if credentials is None else fingerprint(credentials)
             elif kind is _HEADERS:
-                out[name] = {k.lower(): _redacted(k, v) for k, v in value.items()} if value else {}
+                public = frozenset(values["public_headers"])
+                out[name] = (
+                    {k.lower(): public_value(k, v, public, fold=True) for k, v in value.items()} if value else {}
+                )
             elif kind is _QUERY:
-                out[name] = {k: _redacted(k, v) for k, v in value.items()} if value else {}
+                public = frozenset(values["public_query"])
+                out[name] = {k: public_value(k, v, public) for k, v in value.items()} if value else {}
+            elif kind is _LIST:
+                out[name] = list(value)
             elif isinstance(value, TimeoutParts):  # _TIMEOUT
                 parts = {"connect": value.connect, "read": value.read, "write": value.write, "pool": value.pool}
                 # Four equal phases behave exactly like one number: give them one form.
@@ -272,19 +461,33 @@ class ProviderSettings(BaseModel):
         """
         if not update:
             return super().model_copy(deep=deep)
-        data: dict[str, Any] = {name: getattr(self, name) for name in type(self).model_fields}
+        cls = type(self)
+        data: dict[str, Any] = {name: getattr(self, name) for name in cls.model_fields}
+        for field, decider in cls.replaced_by.items():
+            if update.get(decider) is not None and field not in update:
+                del data[field]  # e.g. a data_residency given now decides the base_url kept so far
         data.update(update)
         return self.model_validate(data)
 
     def secret_values(self) -> list[str]:
-        """Every secret this model holds (for leak checks and redaction of SDK messages)."""
-        found = [v.get_secret_value() for v in (self.api_key, self.proxy) if v is not None]
+        """Every secret this model holds (for leak checks and redaction of SDK messages).
+
+        That is every value the canonical form fingerprints: keys, tokens, the proxy URL and
+        its credentials, and each header and query value that is not public.
+        """
+        values = self.__dict__
+        found = [values[name].get_secret_value() for name in SECRET_FIELDS if values.get(name) is not None]
         if self.proxy is not None:
-            credentials = split_proxy(self.proxy.get_secret_value())[1]
+            proxy = self.proxy.get_secret_value()
+            found.append(proxy)
+            credentials = split_proxy(proxy)[1]
             if credentials:
                 found.extend(p for p in credentials.split(":") if p)
-        for mapping in (self.default_headers, self.default_query):
-            found.extend(v for k, v in mapping.items() if is_secret_name(k) and v)
+        headers, query = self.default_headers, self.default_query
+        public = frozenset(self.public_headers)
+        found.extend(v for k, v in headers.items() if v and public_value(k, v, public, fold=True) != v)
+        public = frozenset(self.public_query)
+        found.extend(v for k, v in query.items() if v and public_value(k, v, public) != v)
         return found
 
     @classmethod
@@ -305,13 +508,27 @@ class ProviderSettings(BaseModel):
                 plan.append((name, _QUERY))
             elif name == "timeout":
                 plan.append((name, _TIMEOUT))
-            elif name == "api_key":
+            elif name in ("public_headers", "public_query"):
+                plan.append((name, _LIST))
+            elif name in SECRET_FIELDS:
                 plan.append((name, _SECRET))
             else:
                 plan.append((name, _PLAIN))
         cls._canonical_plan = tuple(plan)
         cls._field_names = frozenset(cls.model_fields)
         cls._field_values = staticmethod(operator.itemgetter(*cls.model_fields))
+        blockers: dict[str, tuple[str, ...]] = {"api_key": ("api_key_provider",)}
+        for field, unless in cls.env_fallback_unless.items():
+            blockers[field] = (*blockers.get(field, ()), *unless)
+        for field, decider in cls.replaced_by.items():
+            blockers[field] = (*blockers.get(field, ()), decider)
+        cls._env_blockers = {k: tuple(dict.fromkeys(v)) for k, v in blockers.items() if k in cls.model_fields}
+        # The environment lookups of each construction, with the variables' names encoded once.
+        cls._env_plan = tuple(
+            (field, variable, encoded_variable(variable), cls._env_blockers.get(field, ()))
+            for field, variable in cls.env_fallbacks.items()
+        )
+        cls._exclusive_names = frozenset(name for group in cls.exclusive_fields for name in group)
 
     def __hash__(self) -> int:
         return hash(self.config_hash)
@@ -322,36 +539,17 @@ class ProviderSettings(BaseModel):
         return NotImplemented
 
 
-def _redacted(name: str, value: str) -> str:
-    return fingerprint(value) if is_secret_name(name) else value
-
-
-@lru_cache(maxsize=1024)  # URLs repeat; urlsplit costs more than the rest of a model's validation
-def _http_url(value: str) -> str:
-    scheme = value.split("://", 1)[0].lower() if "://" in value else ""
-    if scheme not in ("http", "https"):
-        raise PydanticCustomError("url_scheme", "must be an http:// or https:// URL")
-    try:
-        normalized = normalize_url(value)
-    except ValueError as exc:
-        raise PydanticCustomError("url", "{reason}", {"reason": str(exc)}) from None
-    if _no_host(normalized):
-        raise PydanticCustomError("url", "URL has no host")
-    query = urlsplit(normalized).query
-    if query and any(is_secret_name(name) for name, _ in parse_qsl(query, keep_blank_values=True)):
-        # A key in the URL would be shown in repr and stored in the index as written.
-        raise PydanticCustomError("url_secret", "URL query holds a credential; put it in api_key or default_query")
-    return normalized
-
-
-def _no_host(normalized_url: str) -> bool:
-    # "http://" and "http:///v1" alike: nothing between "://" and the path.
-    return normalized_url.split("://", 1)[1].split("/", 1)[0] == ""
-
-
 def _field_error(cls: type[ProviderSettings], name: str, kind: str, message: str) -> ValidationError:
     details: list[InitErrorDetails] = [
         {"type": PydanticCustomError(kind, message), "loc": (name,), "input": "<hidden>"}
+    ]
+    return ValidationError.from_exception_data(cls.__name__, details, hide_input=True)
+
+
+def _fields_error(cls: type[ProviderSettings], problems: list[tuple[str, str]]) -> ValidationError:
+    details: list[InitErrorDetails] = [
+        {"type": PydanticCustomError("control_character", message), "loc": (name,), "input": "<hidden>"}
+        for name, message in problems
     ]
     return ValidationError.from_exception_data(cls.__name__, details, hide_input=True)
 
@@ -372,3 +570,28 @@ def _unknown_fields_error(cls: type[ProviderSettings], names: list[str]) -> Vali
             }
         )
     return ValidationError.from_exception_data(cls.__name__, details, hide_input=True)
+
+
+def _check_url_queries(cls: type[ProviderSettings], data: Mapping[str, Any]) -> None:
+    declared = data.get("public_query") or ()
+    public = (
+        frozenset(name for name in declared if isinstance(name, str))
+        if isinstance(declared, list | tuple)
+        else frozenset()
+    )
+    for name in _URL_FIELDS:
+        url = data.get(name)
+        if isinstance(url, str) and "?" in url:
+            try:
+                check_url_query(url, public)
+            except PydanticCustomError as exc:
+                raise _field_error(cls, name, exc.type, exc.message()) from None
+
+
+def _check_exclusive(cls: type[ProviderSettings], data: Mapping[str, Any]) -> None:
+    for group in cls.exclusive_fields:
+        given = [name for name in group if data.get(name) is not None]
+        if len(given) > 1:
+            raise _field_error(
+                cls, given[-1], "exclusive", f"give only one of {', '.join(given)}: they name different credentials"
+            )

@@ -8,9 +8,29 @@ from pathlib import Path
 
 import pytest
 
+from schemas._fingerprint import _Key, fingerprint_key_id, reset_fingerprint_key
 from tests.fake_server import FakeServer
 
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--stress",
+        action="store_true",
+        default=False,
+        help="run the long versions of the stress tests (a million hand-outs, a thousand forks)",
+    )
+
+
+@pytest.fixture
+def stress(request: pytest.FixtureRequest) -> bool:
+    """True under ``--stress``: tests then run their long versions."""
+    return bool(request.config.getoption("--stress"))
+
+
 _ISOLATED_PREFIXES = ("OPENAI_", "AZURE_OPENAI_", "GROQ_", "CEREBRAS_", "CLIENTREG_")
+TEST_FINGERPRINT_KEY = "clientreg-example-fingerprint-key-0001"
+"""The fingerprint key of every test (and of the golden vectors in docs/config-hash.md)."""
+_TEST_KEY_ID = _Key(TEST_FINGERPRINT_KEY, "environment").id
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +56,7 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("CLIENTREG_INDEX", str(tmp_path / "index.sqlite"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    # A fixed fingerprint key, so hashes are the same in every test, subprocess and run.
+    monkeypatch.setenv("CLIENTREG_FINGERPRINT_KEY", TEST_FINGERPRINT_KEY)
+    if fingerprint_key_id() != _TEST_KEY_ID:  # a test left another key loaded: start afresh
+        reset_fingerprint_key()

@@ -95,7 +95,7 @@ def test_show_by_prefix_with_redacted_config_and_events(tmp_path: Path, seeded: 
     assert "profiles    fast\n" in result.out and "uses        4\n" in result.out
     assert "\nmax_retries                          5\n" in result.out
     assert "\ntransport.proxy_credentials          null\n" in result.out
-    assert '"sha256:' in result.out and "sk-seed" not in result.out
+    assert '"hmac-sha256:' in result.out and "sk-seed" not in result.out
     events = [line.split()[2] for line in result.out.split("TIME ")[1].splitlines()[1:]]
     assert events == ["first_seen", "built", "drift"]
     assert f"old_hash={seeded.hashes['fast']}" in result.out
@@ -127,7 +127,7 @@ def test_diff_names_changed_fields_redacted(tmp_path: Path, seeded: Seeded) -> N
     rows = {line.split()[0]: line.split()[1:] for line in result.out.split("FIELD")[1].splitlines()[1:]}
     assert rows["max_retries"] == ["2", "5"] and rows["timeout"] == ["30.0", "60.0"]
     assert set(rows) == {"api_key", "max_retries", "timeout"}
-    assert all(v.startswith('"sha256:') for v in rows["api_key"])
+    assert all(v.startswith('"hmac-sha256:') for v in rows["api_key"])
 
     changes = clientreg("diff", fast[:8], slow[:8], "--index", seeded.path, "--json", cwd=tmp_path).json()
     assert {c["field"]: (c["a"], c["b"]) for c in changes}["timeout"] == (30.0, 60.0)

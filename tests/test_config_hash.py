@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import math
 import os
 import re
 import subprocess
@@ -23,9 +25,14 @@ from schemas import (
     GroqSettings,
     OpenAISettings,
     ProviderSettings,
+    SettingsError,
     TimeoutParts,
     fingerprint,
+    fingerprint_key_id,
 )
+from schemas._base import _HASH_MEMO
+from schemas._canonical import PUBLIC_NAMES
+from schemas._fingerprint import DEFAULT_KEY, _Key
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "config-hash.md"
@@ -35,19 +42,19 @@ HEX64 = re.compile(r"[0-9a-f]{64}")
 # The vectors' hashes, held here as well as in the doc: regenerating the doc alone does not
 # make a form change pass.
 PINNED_HASHES = [
-    "0e72d2e70cac41035d4e05f15f9d56fcd1efa49f2261869d4aec480070985f9a",
-    "1f762638d52168218f5da6dc01d919cdc2a5f8cee39f9041a799e9dc4089784f",
-    "bfef599e6a3da2da6b9467ad827ef4f9858c8627ad906f8781f42d0b71c120e6",
-    "a081f47e1ad1ddd91d02baeaf19b7650b7763ba38bfc6c20f2cd52aa2a5207b5",
-    "238e6b449b86cc611769e45c645940bac3648d55b4247ecdbfb1cf6ba8f7c981",
-    "f52838079b7421b45de1d8d34d2a9f88a7cd97913a8b18e0835dbceac6fd947f",
+    "36e0860ab063a8a49e07d5cccdecc26640595c59c853cf4308b3d4c48df03730",
+    "ad64dd01351302374c4eabb2b7a864ed54ca6350ad0518df429f675b20f8dcec",
+    "49b48477fec6fcd9848104aa4c1cb83e922f4f35608bf93162592af6a7dee944",
+    "6af51f3cab2ce21218aba2b0ef21196c8af50f6199b80f909adc27f0988efe1b",
+    "b701a54ca2346f0cbe4a2e60fb6cb49e441dde271e311e449b5361a29dc0fed5",
+    "a42f478ee8d656bfca2d1dff02e7e9d7c596fea212943a7f94769e144807441b",
 ]
 
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
-        if name.startswith(ISOLATED_PREFIXES):
+        if name.startswith(ISOLATED_PREFIXES) and name != "CLIENTREG_FINGERPRINT_KEY":
             monkeypatch.delenv(name)
 
 
@@ -98,29 +105,50 @@ def test_golden_fingerprints() -> None:
 
 
 def test_form_version_is_in_every_canonical_json() -> None:
-    assert FORM_VERSION == 1
+    assert FORM_VERSION == 2
     for model in (OpenAISettings, AzureOpenAISettings, GroqSettings, CerebrasSettings):
         assert json.loads(model().canonical_json())["form"] == FORM_VERSION
 
 
-def test_fingerprint_is_domain_separated_sha256_prefix() -> None:
+def test_fingerprint_is_a_keyed_hmac_of_128_bits() -> None:
     secret = "sk-some-key-\u00e9"
-    digest = hashlib.sha256(b"clientreg/secret-fingerprint/v1\x00" + secret.encode("utf-8")).hexdigest()
-    assert fingerprint(secret) == "sha256:" + digest[:16]
-    assert fingerprint(secret) != "sha256:" + hashlib.sha256(secret.encode()).hexdigest()[:16]
-    assert re.fullmatch(r"sha256:[0-9a-f]{16}", fingerprint(""))
+    key = os.environ["CLIENTREG_FINGERPRINT_KEY"].encode()
+    message = b"clientreg/secret-fingerprint/v2\x00" + secret.encode("utf-8")
+    assert fingerprint(secret) == "hmac-sha256:" + hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
+    assert re.fullmatch(r"hmac-sha256:[0-9a-f]{32}", fingerprint(""))
+    # Not the plain (or domain-separated, unkeyed) SHA-256 another system might store.
+    for unkeyed in (hashlib.sha256(secret.encode()), hashlib.sha256(message)):
+        assert unkeyed.hexdigest()[:32] not in fingerprint(secret)
+
+
+def test_doc_names_the_key_of_the_vectors_and_its_id() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    assert f"CLIENTREG_FINGERPRINT_KEY={os.environ['CLIENTREG_FINGERPRINT_KEY']}" in text
+    assert f"`fingerprint_key_id()` is `{fingerprint_key_id()}`" in text
+    default_id = _Key(DEFAULT_KEY, "default").id
+    assert f"public\ndefault key's is `{default_id}`" in text or f"public default key's is `{default_id}`" in text
 
 
 def test_audit_record_verifies_from_stored_json() -> None:
-    # The procedure of docs/config-hash.md, "Verifying an audit record", without clientreg.
+    # The procedure of docs/config-hash.md, "Verifying an audit record", without clientreg,
+    # on the config as an index or an export holds it: a JSON object, keys in any order.
     s = OpenAISettings(api_key="sk-audit", default_headers={"Authorization": "Bearer sk-audit"}, proxy="http://u:p@h:1")
-    stored_json, stored_hash = s.canonical_json(), s.config_hash
-    assert hashlib.sha256(stored_json.encode("ascii")).hexdigest() == stored_hash
-    doc = json.loads(stored_json)
-    assert json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True) == stored_json
-    assert doc["api_key"] == fingerprint("sk-audit")
-    assert doc["api_key"] != fingerprint("sk-other")
-    assert doc["transport"]["proxy_credentials"] == fingerprint("u:p")
+    config = s.canonical_dict()
+    shuffled = json.loads(json.dumps(dict(reversed(list(config.items()))), indent=2))
+    for stored in (config, shuffled):
+        canonical = json.dumps(stored, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+        assert hashlib.sha256(canonical.encode("ascii")).hexdigest() == s.config_hash
+        assert stored["form"] == 2
+    key = os.environ["CLIENTREG_FINGERPRINT_KEY"]
+
+    def fingerprint_with(secret: str, key: str) -> str:
+        message = b"clientreg/secret-fingerprint/v2\x00" + secret.encode("utf-8")
+        return "hmac-sha256:" + hmac.new(key.encode("utf-8"), message, hashlib.sha256).hexdigest()[:32]
+
+    assert config["api_key"] == fingerprint_with("sk-audit", key) == fingerprint("sk-audit")
+    assert config["api_key"] != fingerprint_with("sk-other", key)
+    assert config["api_key"] != fingerprint_with("sk-audit", key + "-another-deployment")
+    assert config["transport"]["proxy_credentials"] == fingerprint_with("u:p", key)
 
 
 # ---- config_hash is sha256 of the canonical JSON --------------------------------------------
@@ -147,11 +175,19 @@ def test_every_field_is_explicit() -> None:
         "form",
         "provider",
         "api_key",
+        "api_key_provider",
+        "admin_api_key",
+        "webhook_secret",
+        "websocket_base_url",
+        "data_residency",
+        "strict_response_validation",
         "base_url",
         "timeout",
         "max_retries",
         "default_headers",
         "default_query",
+        "public_headers",
+        "public_query",
         "organization",
         "project",
         "transport",
@@ -168,6 +204,11 @@ def test_every_field_is_explicit() -> None:
         "azure_endpoint",
         "azure_deployment",
         "api_version",
+        "azure_ad_token",
+        "azure_ad_token_provider",
+        "admin_api_key",
+        "webhook_secret",
+        "websocket_base_url",
     }
     assert "warm_tcp_connection" in json.loads(CerebrasSettings().canonical_json())
 
@@ -318,7 +359,7 @@ CHANGES: list[tuple[str, dict[str, Any]]] = [
     ("url path case", {"base_url": "https://api.example.com/V1"}),
     ("url scheme", {"base_url": "http://api.example.com/v1"}),
     ("url port", {"base_url": "https://api.example.com:8443/v1"}),
-    ("url query", {"base_url": "https://api.example.com/v1?x=1"}),
+    ("url query", {"base_url": "https://api.example.com/v1?api-version=1"}),
     ("header value", {"default_headers": {"X-Team": "b", "Authorization": "Bearer t1"}}),
     ("secret header value", {"default_headers": {"X-Team": "a", "Authorization": "Bearer t2"}}),
     ("header added", {"default_headers": {"X-Team": "a", "Authorization": "Bearer t1", "X-More": "1"}}),
@@ -393,7 +434,15 @@ def test_provider_changes_the_hash() -> None:
     # Only the provider (and its own fields) differ between these.
     openai_doc = json.loads(OpenAISettings(**common).canonical_json())
     groq_doc = json.loads(GroqSettings(**common).canonical_json())
-    del openai_doc["organization"], openai_doc["project"]
+    for openai_only in (
+        "organization",
+        "project",
+        "admin_api_key",
+        "webhook_secret",
+        "websocket_base_url",
+        "data_residency",
+    ):
+        del openai_doc[openai_only]
     assert {k for k in openai_doc if openai_doc[k] != groq_doc[k]} == {"provider"}
 
 
@@ -403,7 +452,8 @@ HOSTS = ["api.example.com", "localhost", "127.0.0.1", "gw.internal", "[::1]"]
 SECRET_TEXT = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123456789-_", min_size=1, max_size=24)
 HEADER_NAME = st.sampled_from(["X-Team", "X-Request-Source", "Authorization", "X-Api-Key", "Cookie", "User-Agent"])
 QUERY_NAME = st.sampled_from(["tenant", "region", "token", "api_key", "Tenant"])
-VALUE = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+# Control characters and line separators are refused by validation (see test_secrets.py).
+VALUE = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zl", "Zp")), max_size=12)
 POSITIVE = st.floats(min_value=0.001, max_value=10_000, allow_nan=False, allow_infinity=False)
 
 
@@ -576,6 +626,7 @@ if __name__ == "__main__":
 
 def _child_hashes(seed: str) -> list[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(ISOLATED_PREFIXES)}
+    env["CLIENTREG_FINGERPRINT_KEY"] = os.environ["CLIENTREG_FINGERPRINT_KEY"]  # one deployment
     env["PYTHONHASHSEED"] = seed
     out = subprocess.run(
         [sys.executable, "-c", _CHILD], env=env, cwd=REPO, capture_output=True, text=True, timeout=60, check=True
@@ -591,3 +642,90 @@ def test_hash_is_stable_across_processes_and_hash_seeds() -> None:
     assert len(here) == 5 and all(HEX64.fullmatch(h) for h in here)
     for seed in ("0", "1", "4242", "random"):
         assert _child_hashes(seed) == here, seed
+
+
+# ---- hash integrity: values that compare equal but would serialise differently -----------------
+
+
+@pytest.mark.parametrize("order", [(-0.0, 0.0), (0.0, -0.0)])
+def test_negative_zero_is_one_zero(order: tuple[float, float]) -> None:
+    # The hash memo compares field values with ==, and -0.0 == 0.0: whichever is seen first,
+    # both must have the canonical form they are hashed as.
+    _HASH_MEMO.clear()
+    a, b = (OpenAISettings(keepalive_expiry=value) for value in order)
+    for s in (a, b):
+        assert math.copysign(1.0, s.keepalive_expiry) == 1.0
+        assert s.config_hash == hashlib.sha256(s.canonical_json().encode()).hexdigest()
+        assert '"keepalive_expiry":0.0' in s.canonical_json()
+    assert a.config_hash == b.config_hash
+
+
+def test_negative_zero_hashes_alike_in_another_process() -> None:
+    here = OpenAISettings(keepalive_expiry=0.0).config_hash
+    code = "from schemas import OpenAISettings; print(OpenAISettings(keepalive_expiry=-0.0).config_hash)"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ISOLATED_PREFIXES)}
+    env["CLIENTREG_FINGERPRINT_KEY"] = os.environ["CLIENTREG_FINGERPRINT_KEY"]
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == here, out.stderr
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_property_the_memo_never_confuses_two_canonical_forms(data: st.DataObject) -> None:
+    # Whatever order objects are hashed in, each one's hash is the hash of its own form.
+    configs_drawn = [data.draw(configs()) for _ in range(3)]
+    for config in configs_drawn:
+        if data.draw(st.booleans()):
+            config["keepalive_expiry"] = data.draw(st.sampled_from([0.0, -0.0, 0, 5, 5.0]))
+    for config in configs_drawn:
+        s = OpenAISettings(**config)
+        assert s.config_hash == hashlib.sha256(s.canonical_json().encode()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "name", ["\u212a-Team", "X-T\u0131tle", "X-\u00c9quipe", "X-Team\u200b", "X Team", "X-Team:", "(X-Team)", ""]
+)
+def test_header_names_are_ascii_tokens(name: str) -> None:
+    # The Kelvin sign lower-cases to "k": "\u212a-Team" would share a hash with "k-team".
+    with pytest.raises(SettingsError) as info:
+        OpenAISettings(default_headers={name: "v"})
+    assert info.value.field == "default_headers"
+    assert name not in str(info.value) or not name
+
+
+def test_every_tchar_is_a_valid_header_name() -> None:
+    name = "X-!#$%&'*+.^_`|~09az"
+    assert OpenAISettings(default_headers={name: "v"}).default_headers[name] == "v"
+
+
+def test_relative_verify_path_is_resolved_against_the_working_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    hashes = {}
+    for place in ("one", "two"):
+        directory = tmp_path / place
+        directory.mkdir()
+        monkeypatch.chdir(directory)
+        s = OpenAISettings(verify="ca.pem")
+        assert s.verify == str(directory / "ca.pem")
+        assert json.loads(s.canonical_json())["transport"]["verify"] == str(directory / "ca.pem")
+        hashes[place] = s.config_hash
+    assert hashes["one"] != hashes["two"]  # two files, two configurations
+    assert OpenAISettings(verify=str(tmp_path / "two" / "ca.pem")).config_hash == hashes["two"]
+
+
+def test_verify_home_path_and_boolean_words(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert OpenAISettings(verify="~/certs/ca.pem").verify == str(tmp_path / "certs" / "ca.pem")
+    assert OpenAISettings(verify="/etc/ssl/../ssl/ca.pem").verify == "/etc/ssl/../ssl/ca.pem"  # absolute: as given
+    assert OpenAISettings(verify="false").verify is False
+    assert OpenAISettings(verify="True").verify is True
+    with pytest.raises(SettingsError):
+        OpenAISettings(verify=" ")
+
+
+def test_doc_lists_exactly_the_public_names() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    section = text[text.index("### Headers and query parameters") : text.index("### `verify`")]
+    listed = set(re.findall(r"`([a-z0-9_\-]+)`", section.split("Functions `code`")[1].split("or when the settings")[0]))
+    assert listed == set(PUBLIC_NAMES)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import re
 import sys
+import threading
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,7 @@ from schemas import (
     TimeoutParts,
     load_settings,
 )
-from schemas._paths import user_config_dir
+from schemas._paths import MAX_SETTINGS_FILE_SIZE, read_settings_file, user_config_dir
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "settings.example.toml"
@@ -38,7 +40,7 @@ default_headers = { "X-Team" = "search" }
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in list(os.environ):
-        if name.startswith(ISOLATED_PREFIXES):
+        if name.startswith(ISOLATED_PREFIXES) and name != "CLIENTREG_FINGERPRINT_KEY":
             monkeypatch.delenv(name)
     # No ./clientreg.toml and no user config file unless a test writes one.
     work = tmp_path / "cwd"
@@ -330,6 +332,99 @@ def test_directory_instead_of_file_is_an_error(tmp_path: Path) -> None:
     assert str(tmp_path) in str(info.value)
 
 
+# ---- only regular files of a sane size are read ------------------------------------------------
+
+
+def _load_in_thread(call: Callable[[], object]) -> tuple[threading.Thread, list[BaseException | object]]:
+    outcome: list[BaseException | object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=20)
+    return thread, outcome
+
+
+def _unblock(fifo: Path) -> None:
+    # A reader stuck in open() on the FIFO (the behaviour this guards against) is released.
+    try:
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:
+        return
+    os.close(fd)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+@pytest.mark.parametrize("how", ["argument", "CLIENTREG_SETTINGS"])
+def test_a_fifo_is_refused_without_blocking(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, how: str) -> None:
+    fifo = tmp_path / "clientreg.toml"
+    os.mkfifo(fifo)
+    if how == "CLIENTREG_SETTINGS":
+        monkeypatch.setenv("CLIENTREG_SETTINGS", str(fifo))
+        thread, outcome = _load_in_thread(load_settings)
+    else:
+        thread, outcome = _load_in_thread(lambda: load_settings(fifo))
+    blocked = thread.is_alive()
+    _unblock(fifo)
+    assert not blocked, "load_settings blocked on a FIFO"
+    assert len(outcome) == 1 and isinstance(outcome[0], SettingsError), outcome
+    assert str(fifo) in str(outcome[0]) and "FIFO" in str(outcome[0])
+    assert outcome[0].path == str(fifo)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero here")
+def test_a_device_is_refused_without_reading_it() -> None:
+    thread, outcome = _load_in_thread(lambda: load_settings("/dev/zero"))
+    assert not thread.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], SettingsError), outcome
+    assert "/dev/zero" in str(outcome[0]) and "device" in str(outcome[0])
+
+
+def test_a_directory_is_refused_with_the_reason(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(tmp_path)
+    assert str(tmp_path) in str(info.value) and "a directory" in str(info.value)
+
+
+def test_an_oversized_file_is_refused(tmp_path: Path) -> None:
+    big = tmp_path / "big.toml"
+    big.write_bytes(b"# padding\n" * (MAX_SETTINGS_FILE_SIZE // 10 + 1))
+    with pytest.raises(SettingsError) as info:
+        load_settings(big)
+    assert str(big) in str(info.value) and "larger than 1 MiB" in str(info.value)
+    # Just under the limit is fine.
+    big.write_bytes(b"#" * (MAX_SETTINGS_FILE_SIZE - 1))
+    assert load_settings(big).profiles == {}
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_a_symlink_to_a_fifo_is_refused(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    link = tmp_path / "clientreg.toml"
+    link.symlink_to(fifo)
+    thread, outcome = _load_in_thread(lambda: read_settings_file(link))
+    blocked = thread.is_alive()
+    _unblock(fifo)
+    assert not blocked
+    assert isinstance(outcome[0], SettingsError) and str(link) in str(outcome[0])
+
+
+def test_read_settings_file_reads_a_regular_file_and_a_symlink_to_one(tmp_path: Path) -> None:
+    file = write(tmp_path / "real.toml", MAIN)
+    link = tmp_path / "link.toml"
+    link.symlink_to(file)
+    assert read_settings_file(file) == read_settings_file(str(link)) == MAIN.encode()
+    with pytest.raises(SettingsError) as info:
+        read_settings_file(tmp_path / "missing.toml")
+    assert "not found" in str(info.value) and info.value.path == str(tmp_path / "missing.toml")
+
+
 def test_settings_error_is_a_value_error() -> None:
     assert issubclass(SettingsError, ValueError)
 
@@ -552,3 +647,173 @@ def test_example_index_table_works_when_uncommented(tmp_path: Path) -> None:
     settings = load_settings(write(tmp_path / "clientreg.toml", uncommented))
     assert settings.index.path is not None
     assert settings.index.enabled is True
+
+
+# ---- overrides from the environment: the variable is named ---------------------------------------
+
+
+def test_an_override_with_a_typo_names_the_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    file = write(tmp_path / "s.toml", '[profiles.fast]\nprovider = "openai"\n')
+    monkeypatch.setenv("CLIENTREG_PROFILES__FAST__TIMOUT", "5")
+    with pytest.raises(SettingsError) as info:
+        load_settings(file)
+    message = str(info.value)
+    assert message.startswith("CLIENTREG_PROFILES__FAST__TIMOUT: profile 'fast', field 'timout'")
+    assert "did you mean 'timeout'?" in message
+    assert str(file) not in message.split(":")[0]
+    assert info.value.variable == "CLIENTREG_PROFILES__FAST__TIMOUT"
+    assert (info.value.profile, info.value.field) == ("fast", "timout")
+
+
+def test_a_bad_override_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    file = write(tmp_path / "s.toml", MAIN)
+    monkeypatch.setenv("CLIENTREG_PROFILES__MAIN__TIMEOUT", "-3")
+    with pytest.raises(SettingsError) as info:
+        load_settings(file)
+    assert str(info.value).startswith("CLIENTREG_PROFILES__MAIN__TIMEOUT: profile 'main', field 'timeout'")
+
+
+def test_a_bad_value_in_the_file_still_names_the_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    file = write(tmp_path / "s.toml", MAIN + "keepalive_expiry = -1\n")
+    monkeypatch.setenv("CLIENTREG_PROFILES__MAIN__TIMEOUT", "45")  # fine, and not to blame
+    with pytest.raises(SettingsError) as info:
+        load_settings(file)
+    assert str(info.value).startswith(f"{file}: profile 'main', field 'keepalive_expiry'")
+    assert info.value.variable is None
+
+
+@pytest.mark.parametrize("with_file", [True, False])
+def test_an_override_for_a_profile_not_in_the_file_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, with_file: bool
+) -> None:
+    file = write(tmp_path / "s.toml", MAIN) if with_file else None
+    monkeypatch.setenv("CLIENTREG_PROFILES__FAST__TIMEOUT", "5")
+    with pytest.raises(SettingsError) as info:
+        load_settings(file)
+    message = str(info.value)
+    assert message.startswith("CLIENTREG_PROFILES__FAST__TIMEOUT: profile 'fast'")
+    assert "is not in" in message and "CLIENTREG_PROFILES__FAST__PROVIDER" in message
+    if with_file:
+        assert str(file) in message
+    else:
+        assert "none was found" in message
+
+
+def test_a_misspelt_table_in_a_variable_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CLIENTREG_PROFILE__MAIN__TIMEOUT", "5")
+    with pytest.raises(SettingsError) as info:
+        load_settings(write(tmp_path / "s.toml", MAIN))
+    assert "CLIENTREG_PROFILE__MAIN__TIMEOUT" in str(info.value)
+    assert "did you mean CLIENTREG_PROFILES__MAIN__TIMEOUT?" in str(info.value)
+
+
+def test_clientregs_own_variables_are_not_taken_for_typos(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CLIENTREG_SOMETHING__ELSE", "x")  # not near a table's name
+    monkeypatch.setenv("CLIENTREG_FINGERPRINT_KEY", "a-key-of-the-deployment-000")
+    assert set(load_settings(write(tmp_path / "s.toml", MAIN)).profiles) == {"main"}
+
+
+# ---- profile names --------------------------------------------------------------------------------
+
+
+def test_a_profile_name_with_capitals_is_refused_with_the_reason(tmp_path: Path) -> None:
+    file = write(tmp_path / "s.toml", '[profiles.Mixed]\nprovider = "openai"\n')
+    with pytest.raises(SettingsError) as info:
+        load_settings(file)
+    message = str(info.value)
+    assert str(file) in message and "'Mixed'" in message
+    assert "lower case" in message and "call it 'mixed'" in message
+
+
+def test_a_lower_case_profile_is_reached_by_an_override(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    file = write(
+        tmp_path / "s.toml", '[profiles.team-b]\nprovider = "openai"\n[profiles."eu.west"]\nprovider = "groq"\n'
+    )
+    monkeypatch.setenv("CLIENTREG_PROFILES__TEAM-B__TIMEOUT", "7")
+    monkeypatch.setenv("CLIENTREG_PROFILES__EU.WEST__TIMEOUT", "8")
+    profiles = load_settings(file).profiles
+    assert (profiles["team-b"].timeout, profiles["eu.west"].timeout) == (7.0, 8.0)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["with space", "tab\there", "esc\x1b[31m", "a__b", "_leading", "x" * 64, "sk-proj-Xy7Qm2Lp9Rt4Vw8Zb3Nc6Df1Gh5"],
+)
+def test_a_profile_name_outside_the_rules_is_refused(name: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        schemas.RegistrySettings(profiles={name: {"provider": "openai"}})
+    message = str(info.value)
+    assert "profile" in message
+    assert "\x1b" not in message and "\t" not in message
+    assert "Xy7Qm2" not in message
+
+
+# ---- files that are not what they seem ------------------------------------------------------------
+
+
+def test_deeply_nested_toml_is_a_settings_error(tmp_path: Path) -> None:
+    file = tmp_path / "deep.toml"
+    file.write_text("x = " + "[" * 200_000 + "]" * 200_000 + "\n", encoding="utf-8")
+    with pytest.raises(SettingsError) as info:
+        load_settings(file)
+    assert str(file) in str(info.value) and "nested too deeply" in str(info.value)
+
+
+def test_deeply_nested_json_in_a_variable_is_a_settings_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLIENTREG_PROFILES", "[" * 200_000 + "]" * 200_000)
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    assert "CLIENTREG_" in str(info.value)
+
+
+def test_relative_verify_in_a_file_is_relative_to_the_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    file = write(tmp_path / "conf" / "clientreg.toml", '[profiles.a]\nprovider = "groq"\nverify = "certs/ca.pem"\n')
+    for cwd in (tmp_path, tmp_path / "conf"):
+        monkeypatch.chdir(cwd)
+        assert load_settings(file).profiles["a"].verify == str(tmp_path / "conf" / "certs" / "ca.pem")
+    # An override from the environment is relative to the working directory, like any argument.
+    monkeypatch.setenv("CLIENTREG_PROFILES__A__VERIFY", "other.pem")
+    assert load_settings(file).profiles["a"].verify == str(tmp_path / "conf" / "other.pem")
+    monkeypatch.setenv("CLIENTREG_PROFILES__A__VERIFY", "false")
+    assert load_settings(file).profiles["a"].verify is False
+
+
+# ---- one exception type for bad configuration ----------------------------------------------------
+
+
+def test_registry_settings_built_in_code_raise_settings_error() -> None:
+    with pytest.raises(SettingsError) as info:
+        schemas.RegistrySettings(profiles={"main": {"provider": "openai", "timeout": "soon"}})
+    message = str(info.value)
+    assert "profile 'main', field 'timeout'" in message
+    assert "timeout.float" not in message and "TimeoutParts" not in message
+    assert isinstance(info.value, ValueError)
+
+
+def test_example_shows_the_new_fields_commented() -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    for field in (
+        "api_key_provider",
+        "strict_response_validation",
+        "public_headers",
+        "public_query",
+        "admin_api_key",
+        "webhook_secret",
+        "websocket_base_url",
+        "data_residency",
+        "azure_ad_token",
+        "azure_ad_token_provider",
+    ):
+        assert field in text, field
+    uncommented = re.sub(
+        r"^# (\[profiles\.rotating\]|provider = |api_key_provider = )", r"\1", text, flags=re.MULTILINE
+    )
+    uncommented = uncommented.replace(
+        '# azure_ad_token_provider = "entra-openai"', 'azure_ad_token_provider = "entra-openai"'
+    )
+    uncommented = uncommented.replace('# data_residency = "eu"', 'data_residency = "eu"')
+    profiles = load_settings(write(Path.cwd() / "uncommented.toml", uncommented)).profiles
+    assert profiles["rotating"].api_key_provider == "vault-openai"
+    assert isinstance(profiles["openai"], OpenAISettings) and profiles["openai"].data_residency == "eu"
+    azure = profiles["azure"]
+    assert isinstance(azure, AzureOpenAISettings) and azure.azure_ad_token_provider == "entra-openai"

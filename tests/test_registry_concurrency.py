@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import registry.providers.openai as openai_builder
-from registry import NoRunningLoopError, Registry
+from registry import NoRunningLoopError, Registry, UnsupportedEventLoopError
 from tests.fake_server import FakeServer
 from tests.registry_helpers import achat, chat, settings_for
 
@@ -103,65 +103,97 @@ def test_a_failed_build_reaches_every_waiter_and_is_not_cached(
     assert reg.stats().builds == 1
 
 
-def test_twenty_asyncio_runs_neither_fail_nor_grow(reg: Registry, server: FakeServer) -> None:
+def test_twenty_asyncio_runs_share_one_client_and_close_each_loops_pool(reg: Registry, server: FakeServer) -> None:
     settings = settings_for("openai", server.url, key="sk-loop")
 
-    async def main() -> str:
+    async def main() -> Any:
         client = reg.get_async_client(settings)
         assert client is reg.get_async_client(settings)
-        return await achat(client)
+        assert await achat(client) == "echo: hello"
+        assert reg.stats().event_loops == 1
+        return client
 
-    for _ in range(20):
-        assert asyncio.run(main()) == "echo: hello"
+    clients = {id(asyncio.run(main())) for _ in range(20)}
+    assert len(clients) == 1  # one client object for the configuration, across every loop
     stats = reg.stats()
-    assert stats.event_loops == 0  # each loop's clients went with the loop
-    assert stats.live_clients == 0 and stats.live_transports == 0
-    assert stats.builds == 20
+    assert stats.event_loops == 0  # each loop's pool went with the loop
+    assert (stats.builds, stats.live_clients, stats.live_transports) == (1, 1, 1)
     used = {r.connection_id for r in server.requests}
-    assert len(used) == 20
+    assert len(used) == 20  # a connection per loop: pools are never shared across loops
     deadline = time.monotonic() + 5
     while used & server.open_connection_ids and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not used & server.open_connection_ids  # each loop closed its pool as it shut down
 
 
-def test_loops_closed_without_shutdown_are_dropped(reg: Registry, server: FakeServer) -> None:
+def test_loops_closed_without_shutdown_close_their_sockets(reg: Registry, server: FakeServer) -> None:
     settings = settings_for("groq", server.url)
     for _ in range(5):
         loop = asyncio.new_event_loop()
         loop.run_until_complete(achat_in_loop(reg, settings))
-        loop.close()  # no shutdown_asyncgens: the registry notices the closed loop
+        loop.close()  # no shutdown_asyncgens: the loop drops its pools, whose sockets close at once
+    assert reg.stats().event_loops == 0
     loop = asyncio.new_event_loop()
     loop.run_until_complete(achat_in_loop(reg, settings))
     assert reg.stats().event_loops == 1
     loop.run_until_complete(loop.shutdown_asyncgens())
     loop.close()
+    assert reg.stats().event_loops == 0
+    assert reg.stats().builds == 1
+    _wait_until_closed(server, {r.connection_id for r in server.requests})
+
+
+def _wait_until_closed(server: FakeServer, connection_ids: set[int]) -> None:
+    deadline = time.monotonic() + 10
+    while connection_ids & server.open_connection_ids and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not connection_ids & server.open_connection_ids
 
 
 async def achat_in_loop(reg: Registry, settings: Any) -> str:
     return await achat(reg.get_async_client(settings))
 
 
-def test_threads_each_with_their_own_loop_get_their_own_clients(reg: Registry, server: FakeServer) -> None:
+def test_threads_each_with_their_own_loop_share_one_client(reg: Registry, server: FakeServer) -> None:
     settings = settings_for("openai", server.url)
+    all_running = threading.Barrier(8, timeout=30)
 
     def in_thread(i: int) -> Any:
         async def main() -> Any:
             client = reg.get_async_client(settings)
+            await achat(client)
+            await asyncio.to_thread(all_running.wait)  # eight loops with live pools at once
+            assert reg.stats().event_loops >= 1
             await achat(client)
             return id(client)
 
         return asyncio.run(main())
 
     ids = _race(8, in_thread)
-    assert all(isinstance(i, int) for i in ids)
-    assert reg.stats().builds == 8  # one client per loop, none shared across loops
+    assert not [i for i in ids if isinstance(i, BaseException)], ids
+    assert len(set(ids)) == 1  # the same client object in every thread's loop
+    assert reg.stats().builds == 1
     assert reg.stats().event_loops == 0
+    assert len({r.connection_id for r in server.requests}) == 8  # one pool per loop
 
 
-def test_async_client_without_a_running_loop_is_a_clear_error(reg: Registry, server: FakeServer) -> None:
-    with pytest.raises(NoRunningLoopError, match="running event loop"):
-        reg.get_async_client(settings_for("openai", server.url))
+def test_async_client_taken_outside_any_loop_works_in_later_loops(reg: Registry, server: FakeServer) -> None:
+    client = reg.get_async_client(settings_for("openai", server.url))  # as frameworks do in __init__
+    assert client is reg.get_async_client(settings_for("openai", server.url))
+    for _ in range(3):
+        assert asyncio.run(achat(client)) == "echo: hello"
+
+
+def test_a_non_asyncio_event_loop_gets_a_clear_error(reg: Registry, server: FakeServer) -> None:
+    import sniffio
+
+    token = sniffio.current_async_library_cvar.set("trio")  # what trio (and anyio on trio) report
+    try:
+        with pytest.raises(UnsupportedEventLoopError, match=r"asyncio.*trio"):
+            reg.get_async_client(settings_for("openai", server.url))
+    finally:
+        sniffio.current_async_library_cvar.reset(token)
+    assert NoRunningLoopError is UnsupportedEventLoopError  # the old name still catches it
 
 
 def test_sync_and_async_clients_are_separate(reg: Registry, server: FakeServer) -> None:

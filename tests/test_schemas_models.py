@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from schemas import (
     GroqSettings,
     OpenAISettings,
     ProviderSettings,
+    SettingsError,
     TimeoutParts,
 )
 
@@ -25,7 +27,7 @@ ISOLATED_PREFIXES = ("OPENAI_", "AZURE_", "GROQ_", "CEREBRAS_", "CLIENTREG_", "T
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
-        if name.startswith(ISOLATED_PREFIXES):
+        if name.startswith(ISOLATED_PREFIXES) and name != "CLIENTREG_FINGERPRINT_KEY":
             monkeypatch.delenv(name)
 
 
@@ -601,4 +603,89 @@ def test_a_credential_in_the_base_url_query_is_refused_without_echoing_it() -> N
         OpenAISettings(base_url="https://gateway.example/v1?api-key=sk-in-the-url")
     assert info.value.errors()[0]["loc"] == ("base_url",)
     assert "sk-in-the-url" not in str(info.value)
-    assert OpenAISettings(base_url="https://gateway.example/v1?region=eu").base_url.endswith("?region=eu")
+    # Only parameters known or declared to be public may stay in a URL, which is stored as written.
+    with pytest.raises(ValidationError) as info:
+        OpenAISettings(base_url="https://gateway.example/v1?region=eu")
+    assert "public_query" in str(info.value)
+    declared = OpenAISettings(base_url="https://gateway.example/v1?region=eu", public_query=["region"])
+    assert declared.base_url is not None and declared.base_url.endswith("?region=eu")
+    assert OpenAISettings(base_url="https://x.example/openai?api-version=2024-10-21").base_url is not None
+
+
+# ---- one exception type for bad configuration: SettingsError ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "field"),
+    [
+        (lambda: OpenAISettings(timeout=-1), "timeout"),
+        (lambda: AzureOpenAISettings(max_retries="many"), "max_retries"),
+        (lambda: GroqSettings(bogus=1), "bogus"),
+        (lambda: CerebrasSettings(base_url="ftp://x"), "base_url"),
+        (lambda: TimeoutParts(connect=-1), "connect"),
+        (lambda: OpenAISettings.model_validate({"verify": [1]}), "verify"),
+        (lambda: OpenAISettings.model_validate_json('{"timeout": -1}'), "timeout"),
+        (lambda: GroqSettings.model_validate_strings({"max_retries": "-1"}), "max_retries"),
+        (lambda: OpenAISettings(api_key="k").model_copy(update={"max_retries": -1}), "max_retries"),
+    ],
+)
+def test_bad_arguments_raise_settings_error(make: Any, field: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        make()
+    assert info.value.field == field
+    # The same object is pydantic's ValidationError and a ValueError: older handlers still work.
+    assert isinstance(info.value, ValidationError) and isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("value", "field", "absent"),
+    [
+        ("soon", "timeout", ["timeout.float", "TimeoutParts", "float_parsing"]),
+        ([1, 2], "timeout", ["timeout.float", "TimeoutParts"]),
+        ({"connect": 0}, "timeout.connect", ["timeout.float", "TimeoutParts", "timeout.TimeoutParts"]),
+    ],
+)
+def test_timeout_errors_name_real_fields(value: Any, field: str, absent: list[str]) -> None:
+    with pytest.raises(SettingsError) as info:
+        OpenAISettings(timeout=value)
+    message = str(info.value)
+    assert f"OpenAISettings: field '{field}'" in message
+    for word in absent:
+        assert word not in message
+    assert info.value.fields == (field,)
+    assert [e["loc"] for e in info.value.errors()] == [tuple(field.split("."))]
+    assert message.count("\n") == 0  # one problem, one line
+
+
+def test_a_union_error_is_one_message_saying_what_is_accepted() -> None:
+    with pytest.raises(SettingsError) as info:
+        OpenAISettings(verify=[1])
+    assert str(info.value) == "OpenAISettings: field 'verify': must be true, false or the path of a CA bundle"
+
+
+def test_every_problem_is_listed_with_its_field() -> None:
+    with pytest.raises(SettingsError) as info:
+        OpenAISettings(timeout=-1, max_retries=-1, max_connections=0)
+    assert set(info.value.fields) == {"timeout", "max_retries", "max_connections"}
+    assert len(str(info.value).splitlines()) == 3
+
+
+def test_settings_error_errors_never_hold_the_input() -> None:
+    with pytest.raises(SettingsError) as info:
+        OpenAISettings(api_key=["sk-LEAK-in-a-list"], default_headers={"X-A": 1})
+    assert "LEAK" not in repr(info.value.errors())
+    assert "LEAK" not in repr(info.value.errors(include_input=True))  # pydantic's flag cannot bring it back
+
+
+def test_settings_error_survives_pickling() -> None:
+    with pytest.raises(SettingsError) as info:
+        OpenAISettings(timeout=-1)
+    restored = pickle.loads(pickle.dumps(info.value))
+    assert isinstance(restored, SettingsError)
+    assert str(restored) == str(info.value) and restored.field == "timeout"
+
+
+def test_settings_error_does_not_chain_pydantics_error() -> None:
+    with pytest.raises(SettingsError) as info:
+        OpenAISettings(default_headers={"X-LEAK: line": "v"})
+    assert info.value.__cause__ is None and info.value.__context__ is None

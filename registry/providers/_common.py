@@ -36,7 +36,7 @@ def sdk_arguments(settings: ProviderSettings, variable: str, library: str, http_
 
     ``variable`` is the SDK's key variable, named in the error when no key is set.
     """
-    from registry.transports import http_library
+    from registry.pools import http_library
 
     return {
         "api_key": api_key(settings, variable),
