@@ -9,7 +9,18 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-PACKAGES = ("openai", "groq", "cerebras-cloud-sdk", "pydantic", "pydantic-settings", "httpx", "httpx2", "sqlitedict")
+PACKAGES = (
+    "openai",
+    "groq",
+    "cerebras-cloud-sdk",
+    "pydantic",
+    "pydantic-settings",
+    "httpx",
+    "httpx2",
+    "sqlitedict",
+    "psycopg",
+    "opentelemetry-sdk",
+)
 
 
 def cpu_model() -> str:

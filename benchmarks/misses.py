@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks._context import Context
+from benchmarks._figure import Baseline, Figure, Measurement, Row
 from benchmarks._stats import Sample
 from registry import Registry
 from schemas import CerebrasSettings, GroqSettings, OpenAISettings, ProviderSettings
@@ -103,3 +105,44 @@ def measure_index_miss(*, misses: int, rounds: int) -> tuple[Sample, Sample]:
                 if round_no:
                     into.append(seconds)
     return Sample(tuple(on)), Sample(tuple(off))
+
+
+MISS = "one thread, sequential; each miss a new api key on the registry's warm pool, its settings built in the timing"
+MISS_ROWS = tuple(
+    Row(
+        f"miss_warm_transport_{provider}",
+        f"miss on a warm pool vs plain SDK construction: {provider}",
+        "s",
+        "<= 0.025x (>= 40x cheaper)",
+        f"{MISS}; index off; plain: the SDK constructor (its own HTTP client), close() not timed"
+        + ("; plain Cerebras with warm_tcp_connection=False, as the registry" if provider == "cerebras" else ""),
+    )
+    for provider in PROVIDERS
+)
+INDEX_ROW = Row(
+    "miss_index_on_vs_off",
+    "miss with the SQLite key index on vs off",
+    "s",
+    "<= 1.3x",
+    f"{MISS}; openai; a fresh registry (and index file) per round, on and off alternating",
+)
+
+
+def measure_misses(ctx: Context) -> list[Figure]:
+    counts = ctx.counts
+    measured = measure_warm_miss(misses=counts.misses, plain=counts.plain_builds, rounds=counts.miss_rounds)
+    figures = []
+    for row, (ours, plain) in zip(MISS_ROWS, measured.values(), strict=True):
+        figures.append(row.measured(ours, [Baseline("plain SDK", plain)], passed=ours.median * 40 <= plain.median))
+    return figures
+
+
+def measure_index(ctx: Context) -> list[Figure]:
+    on, off = measure_index_miss(misses=ctx.counts.misses, rounds=ctx.counts.miss_rounds)
+    return [INDEX_ROW.measured(on, [Baseline("index off", off)], passed=on.median <= 1.3 * off.median)]
+
+
+MEASUREMENTS = (
+    Measurement("misses", MISS_ROWS, measure_misses),
+    Measurement("misses", (INDEX_ROW,), measure_index),
+)

@@ -1,332 +1,180 @@
-"""Run every benchmark of issue 5, print the table, write the JSON (and RESULTS.md for a full run).
+"""Measure clientreg next to the plain SDKs and Langroid's client cache; print and write the table.
 
-python -m benchmarks            # the full run, about 3-4 minutes on 2 cores
-python -m benchmarks --quick    # tiny counts, a few seconds: proves everything still runs
+python -m benchmarks                   # the full run (~10 min on 2 cores); rewrites RESULTS.md and the README's table
+python -m benchmarks --quick           # tiny counts, seconds: proves every row still runs
+python -m benchmarks --only hot,loops  # some sections (never rewrites RESULTS.md or the README)
+python -m benchmarks --render FILE     # rewrite RESULTS.md and the README from a saved run's JSON
+
+A row whose feature is missing, or that cannot run here, is shown as ERROR or SKIP with the
+reason, and the run goes on. The exit status is 0 unless the harness itself breaks (or
+``--strict`` and a target was missed).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+import traceback
 from pathlib import Path
 from typing import Any
 
-from benchmarks import agents, history, hot_path, machine, misses
-from benchmarks._stats import Sample
-from benchmarks.report import render_markdown, render_notes, render_table
+from benchmarks import (
+    connections,
+    fleet,
+    history,
+    hot_path,
+    imports,
+    index_growth,
+    loops,
+    machine,
+    memory,
+    misses,
+    peer,
+)
+from benchmarks._context import QUICK, ROOT, Context, Counts
+from benchmarks._figure import Figure, Measurement, Skip, describe_error
+from benchmarks.report import render_conditions, render_markdown, render_table, render_tally, write_readme
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-MB = 1024 * 1024
 
-
-@dataclass(frozen=True)
-class Counts:
-    """How much work each measurement does; ``QUICK`` only proves that everything runs."""
-
-    hot_seconds: float = 0.04  # short rounds, many of them: a median that rides out other load
-    hot_rounds: int = 21
-    misses: int = 200
-    plain_builds: int = 5
-    miss_rounds: int = 5
-    rss_keys: tuple[int, int] = (1_000, 10_000)
-    rss_rounds: int = 3
-    rss_plain: int = 60
-    rss_plain_batches: int = 3
-    agents: int = 1_000
-    agent_rounds: int = 5
-    agent_plain_rounds: int = 2
-    import_rounds: int = 5
-    history_configs: int = 100_000
-    history_rounds: int = 3
-
-
-QUICK = Counts(
-    hot_seconds=0.002,
-    hot_rounds=2,
-    misses=5,
-    plain_builds=1,
-    miss_rounds=2,
-    rss_keys=(10, 100),
-    rss_rounds=1,
-    rss_plain=3,
-    rss_plain_batches=1,
-    agents=10,
-    agent_rounds=2,
-    agent_plain_rounds=1,
-    import_rounds=1,
-    history_configs=300,
-    history_rounds=1,
+MEASUREMENTS: tuple[Measurement, ...] = (
+    *hot_path.MEASUREMENTS,
+    *misses.MEASUREMENTS,
+    *memory.MEASUREMENTS,
+    *connections.MEASUREMENTS,
+    *loops.MEASUREMENTS,
+    *index_growth.MEASUREMENTS,
+    *history.MEASUREMENTS,
+    *imports.MEASUREMENTS,
+    *fleet.MEASUREMENTS,
 )
+SECTIONS = tuple(dict.fromkeys(m.section for m in MEASUREMENTS))
 
 
-@dataclass(frozen=True)
-class Figure:
-    """One row of the table: clientreg next to its baseline, and the target it must meet."""
-
-    key: str
-    label: str
-    unit: str  # "s", "bytes" or "count"
-    ours: Sample
-    baseline: Sample | None
-    target: str
-    passed: bool | None  # None: shown for context, no target
-    note: str = ""
-
-    @property
-    def ratio(self) -> float | None:
-        """clientreg's median over the baseline's median."""
-        if self.baseline is None or self.baseline.median == 0:
-            return None
-        return self.ours.median / self.baseline.median
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "label": self.label,
-            "unit": self.unit,
-            "clientreg": self.ours.to_json(),
-            "baseline": None if self.baseline is None else self.baseline.to_json(),
-            "ratio": self.ratio,
-            "target": self.target,
-            "passed": self.passed,
-            "note": self.note,
-        }
-
-
-def worker(*args: object) -> dict[str, Any]:
-    """Run one measurement of `benchmarks._worker` in a fresh interpreter and return its JSON."""
-    command = [sys.executable, "-m", "benchmarks._worker", *map(str, args)]
-    done = subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True)
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
-
-
-def hot_figures(counts: Counts) -> list[Figure]:
-    s = hot_path.measure(seconds=counts.hot_seconds, rounds=counts.hot_rounds)
-    hit, seed = s["hit_reused"], s["seed_cache"]
-    return [
-        Figure(
-            "hit_reused_vs_seed_cache",
-            "hit, reused settings object vs seed-style cache",
-            "s",
-            hit,
-            seed,
-            "<= 1 us and <= 0.25x",
-            hit.median <= 1e-6 and hit.median * 4 <= seed.median,
-            "seed-style: sha256(str(sorted(kwargs.items()))) then a dict, per call",
-        ),
-        Figure(
-            "hit_reused_vs_dict",
-            "hit, reused settings object vs plain dict lookup",
-            "s",
-            hit,
-            s["dict_lookup"],
-            "(context)",
-            None,
-            "the dict lookup is the floor: a precomputed key",
-        ),
-        Figure(
-            "settings_construction",
-            "settings construction vs plain pydantic model",
-            "s",
-            s["settings_construct"],
-            s["plain_construct"],
-            "<= 5x",
-            s["settings_construct"].median <= 5 * s["plain_construct"].median,
-            "plain: same field names and types, no validators",
-        ),
-        Figure(
-            "hit_fresh_equal_object",
-            "hit, fresh equal settings object vs plain pydantic model",
-            "s",
-            s["hit_fresh"],
-            s["plain_construct"],
-            "<= 6x",
-            s["hit_fresh"].median <= 6 * s["plain_construct"].median,
-            "ours: construct OpenAISettings + hash + lookup; baseline: construct the plain model",
-        ),
-    ]
-
-
-def miss_figures(counts: Counts) -> list[Figure]:
-    figures = []
-    measured = misses.measure_warm_miss(misses=counts.misses, plain=counts.plain_builds, rounds=counts.miss_rounds)
-    for provider, (ours, plain) in measured.items():
-        figures.append(
-            Figure(
-                f"miss_warm_transport_{provider}",
-                f"miss on a warm transport vs plain SDK construction: {provider}",
-                "s",
-                ours,
-                plain,
-                "<= 0.025x (>= 40x cheaper)",
-                ours.median * 40 <= plain.median,
-                "ours includes constructing the settings object; plain close() is not timed"
-                + (
-                    "; plain Cerebras with warm_tcp_connection=False, as the registry" if provider == "cerebras" else ""
-                ),
-            )
-        )
-    on, off = misses.measure_index_miss(misses=counts.misses, rounds=counts.miss_rounds)
-    figures.append(
-        Figure(
-            "miss_index_on_vs_off",
-            "miss with the key index on vs off",
-            "s",
-            on,
-            off,
-            "<= 1.3x",
-            on.median <= 1.3 * off.median,
-            "openai, warm transport; fresh registry and index per round",
-        )
-    )
+def run_measurement(measurement: Measurement, ctx: Context, *, show_traceback: bool) -> list[Figure]:
+    """The measurement's figures; its declared rows marked SKIP or ERROR if it could not run."""
+    rows = [ctx.row(row) for row in measurement.rows]
+    try:
+        figures = measurement.run(ctx)
+    except Skip as exc:
+        return [row.failed("skipped", str(exc)) for row in rows]
+    except Exception as exc:
+        if show_traceback:
+            traceback.print_exc()
+        return [row.failed("error", describe_error(exc)) for row in rows]
+    reported = {figure.key for figure in figures}
+    missing = [row for row in rows if row.key not in reported]
+    figures += [row.failed("error", "the measurement did not report this row") for row in missing]
     return figures
 
 
-def rss_figures(counts: Counts) -> list[Figure]:
-    plain = worker("rss-plain", counts.rss_plain, counts.rss_plain_batches)["per_client_bytes"]
-    figures = []
-    for key, keys in zip(("rss_1000_keys", "rss_10000_keys"), counts.rss_keys, strict=True):
-        ours = Sample(tuple(worker("rss-registry", keys)["added_bytes"] for _ in range(counts.rss_rounds)))
-        baseline = Sample(tuple(per_client * keys for per_client in plain))
-        budget = 50 * MB * keys / 10_000  # the target for 10,000 keys, scaled in quick mode
-        judged = key == "rss_10000_keys"
-        figures.append(
-            Figure(
-                key,
-                f"RSS added by {keys:,} distinct api keys vs plain openai.OpenAI",
-                "bytes",
-                ours,
-                baseline,
-                f"<= {budget / MB:.3g} MB" if judged else "(context)",
-                ours.median <= budget if judged else None,
-                f"plain measured on {counts.rss_plain} clients x {counts.rss_plain_batches} batches "
-                f"and extrapolated to {keys:,}; fresh interpreter per run",
-            ),
-        )
-    return figures
-
-
-def agent_figures(counts: Counts) -> list[Figure]:
-    s = agents.measure(agents=counts.agents, rounds=counts.agent_rounds, plain_rounds=counts.agent_plain_rounds)
-    note = f"{counts.agents:,} agents, one chat request each, in sequence, to a loopback server"
-    return [
-        Figure(
-            "agents_wall_time",
-            f"{counts.agents:,} agents: wall time, registry vs a client per agent",
-            "s",
-            s["registry_s"],
-            s["plain_s"],
-            "<= 0.2x (>= 5x less)",
-            s["registry_s"].median * 5 <= s["plain_s"].median,
-            note,
-        ),
-        Figure(
-            "agents_tcp_connections",
-            f"{counts.agents:,} agents: TCP connections opened",
-            "count",
-            s["registry_conn"],
-            s["plain_conn"],
-            "<= 2",
-            s["registry_conn"].high <= 2,
-            "the same runs; counted by the server as TCP connections accepted",
-        ),
-    ]
-
-
-def import_figures(counts: Counts) -> list[Figure]:
-    ours: list[float] = []
-    theirs: list[float] = []
-    leaked: set[str] = set()
-    for _ in range(counts.import_rounds):
-        mine = worker("import", "clientreg")
-        ours.append(mine["seconds"])
-        leaked.update(mine["sdk_modules"])
-        theirs.append(worker("import", "openai")["seconds"])
-    sample, baseline = Sample(tuple(ours)), Sample(tuple(theirs))
-    return [
-        Figure(
-            "import",
-            "import registry, schemas vs import openai",
-            "s",
-            sample,
-            baseline,
-            "<= 0.5x, no SDK imported",
-            sample.median <= 0.5 * baseline.median and not leaked,
-            "fresh interpreter per import; "
-            + (
-                f"SDK modules imported: {', '.join(sorted(leaked))}"
-                if leaked
-                else "checked: no openai, groq or cerebras module in sys.modules"
-            ),
-        ),
-    ]
-
-
-def history_figures(counts: Counts) -> list[Figure]:
-    with tempfile.TemporaryDirectory(prefix="clientreg-bench-") as tmp:
-        path = Path(tmp, "index.sqlite")
-        build_seconds = history.build_index(path, counts.history_configs)
-        sample, what = history.measure(path, rounds=counts.history_rounds)
-    return [
-        Figure(
-            "history",
-            f"clientreg history on {counts.history_configs:,} configs",
-            "s",
-            sample,
-            None,
-            "<= 2 s",
-            sample.median <= 2.0,
-            f"timed: {what}, interpreter start included; index built in {build_seconds:.1f} s",
-        ),
-    ]
-
-
-SECTIONS = (hot_figures, miss_figures, rss_figures, agent_figures, import_figures, history_figures)
+def peer_info(ctx: Context) -> dict[str, Any]:
+    loaded = ctx.langroid()
+    return {
+        "name": peer.NAME,
+        "version": peer.VERSION,
+        "wheel": peer.WHEEL,
+        "sha256": peer.WHEEL_SHA256,
+        "loaded": loaded is not None,
+        "reason": ctx.langroid_missing,
+        "module": f"{peer.PACKAGE}.client_cache",
+        "stand_ins": ["langroid", peer.PACKAGE],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny counts: checks that everything runs")
+    parser.add_argument("--quick", action="store_true", help="tiny counts: checks that every row runs")
+    parser.add_argument("--only", help=f"comma-separated sections: {', '.join(SECTIONS)}")
     parser.add_argument("--json", type=Path, help="where to write the figures (default: benchmarks/results/)")
-    parser.add_argument("--no-markdown", action="store_true", help="do not rewrite benchmarks/RESULTS.md")
+    parser.add_argument("--no-write", action="store_true", help="do not rewrite RESULTS.md and the README")
+    parser.add_argument("--no-fetch", action="store_true", help="never download Langroid's wheel (use the cache)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed or a row errs")
+    parser.add_argument("--traceback", action="store_true", help="print the traceback of a row that errs")
+    parser.add_argument("--render", type=Path, metavar="FILE", help="only rewrite RESULTS.md and README from FILE")
     args = parser.parse_args(argv)
+
+    if args.render:
+        results = json.loads(args.render.read_text())
+        _write_markdown(results)
+        return 0
+
+    selected = SECTIONS
+    if args.only:
+        selected = tuple(name.strip() for name in args.only.split(","))
+        unknown = sorted(set(selected) - set(SECTIONS))
+        if unknown:
+            parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
     counts = QUICK if args.quick else Counts()
 
-    started = time.perf_counter()
-    load_before = os.getloadavg()
-    figures: list[Figure] = []
-    for section in SECTIONS:
-        print(f"... {section.__name__.removesuffix('_figures')}", file=sys.stderr, flush=True)
-        figures.extend(section(counts))
-    elapsed = time.perf_counter() - started
+    with tempfile.TemporaryDirectory(prefix="clientreg-bench-") as tmp:
+        scratch = Path(tmp)
+        # The default registry (behind the keyword wrappers) records into a scratch index,
+        # never into the user's own.
+        os.environ["CLIENTREG_INDEX"] = str(scratch / "default-index.sqlite")
+        ctx = Context(counts, fetch=not args.no_fetch, scratch=scratch)
+        loaded = ctx.langroid()
+        if loaded is None:
+            print(f"... {ctx.langroid_missing}; its rows are skipped", file=sys.stderr)
+        else:
+            print(f"... {peer.NAME}: {peer.PACKAGE}.client_cache from {loaded.wheel}", file=sys.stderr)
+        info = peer_info(ctx)
 
-    info = machine.describe()
-    info["load_average_1m"] = {"start": load_before[0], "end": os.getloadavg()[0]}
-    results = {
+        started = time.perf_counter()
+        load_before = os.getloadavg()
+        figures: list[Figure] = []
+        timings: dict[str, float] = {}
+        for measurement in MEASUREMENTS:
+            if measurement.section not in selected:
+                continue
+            keys = ", ".join(row.key for row in measurement.rows)
+            print(f"... {measurement.section}: {keys}", file=sys.stderr, flush=True)
+            began = time.perf_counter()
+            done = run_measurement(measurement, ctx, show_traceback=args.traceback)
+            timings[keys] = time.perf_counter() - began
+            for figure in done:
+                if figure.status != "measured" or figure.result == "FAIL":
+                    print(f"    {figure.key}: {figure.result} {figure.reason}", file=sys.stderr, flush=True)
+            figures.extend(done)
+        elapsed = time.perf_counter() - started
+
+    about = machine.describe()
+    about["load_average_1m"] = {"start": load_before[0], "end": os.getloadavg()[0]}
+    results: dict[str, Any] = {
         "mode": "quick" if args.quick else "full",
+        "sections": list(selected),
+        "date": time.strftime("%Y-%m-%d"),
         "seconds": elapsed,
-        "machine": info,
-        "all_targets_met": all(f.passed is not False for f in figures),
+        "machine": about,
+        "peer": info,
+        "counts": dataclasses.asdict(counts),
+        "timings": timings,
+        "all_targets_met": all(f.result in ("PASS", "-") for f in figures),
         "figures": {f.key: f.to_json() for f in figures},
     }
-    table = render_table(figures)
-    print(table)
-    print("\nHow each figure was measured (medians over rounds; ratio = clientreg / baseline):")
-    print(render_notes(results))
-    print(f"\n{'quick' if args.quick else 'full'} run in {elapsed:.0f} s on {info['cpu']} ({info['cores']} cores)")
+    print(render_table(results))
+    print("\nHow each figure was measured (medians over rounds; ratio = clientreg / that baseline):")
+    print(render_conditions(results))
+    where = f"{about['cpu']} ({about['cores']} cores)"
+    print(f"\n{results['mode']} run in {elapsed:.0f} s on {where}: {render_tally(results)}")
 
     out = args.json or HERE / "results" / ("quick.json" if args.quick else "latest.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"figures written to {out}")
-    if not args.quick and not args.no_markdown:
-        (HERE / "RESULTS.md").write_text(render_markdown(table, results))
-        print(f"table written to {HERE / 'RESULTS.md'}")
+    if not args.quick and not args.only and not args.no_write:
+        _write_markdown(results)
+    if args.strict and not results["all_targets_met"]:
+        return 1
     return 0
+
+
+def _write_markdown(results: dict[str, Any]) -> None:
+    (HERE / "RESULTS.md").write_text(render_markdown(results))
+    write_readme(ROOT / "README.md", results)
+    print(f"table written to {HERE / 'RESULTS.md'} and {ROOT / 'README.md'}")
