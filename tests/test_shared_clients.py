@@ -103,6 +103,36 @@ def test_headers_and_query_cannot_be_changed_in_place(reg: Registry, server: Fak
     assert_original(reg, provider, server, client)
 
 
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_in_place_changes_that_change_nothing_are_allowed(reg: Registry, server: FakeServer, provider: str) -> None:
+    client = shared(reg, provider, server.url)
+    with_query = shared(reg, provider, server.url, default_query={"tenant": "t1"})
+    query, headers = dict(with_query._custom_query), dict(client._custom_headers)
+    # setdefault of a name that is there returns its value (LiteLLM's Azure route does this
+    # with api-version); setting or updating a name to its own value changes nothing.
+    assert with_query._custom_query.setdefault("tenant", "other") == "t1"
+    assert client._custom_headers.setdefault("X-Team", "other") == "search"
+    client._custom_headers["X-Team"] = "search"
+    client._custom_headers.update({"X-Team": "search"})
+    with_query._custom_query |= {"tenant": "t1"}
+    # What would change something is still refused: a new name, another value, a removal.
+    with pytest.raises(SharedClientError):
+        with_query._custom_query.setdefault("region", "eu")
+    with pytest.raises(SharedClientError):
+        client._custom_headers.update({"X-Team": "search", "X-Extra": "1"})
+    with pytest.raises(SharedClientError):
+        with_query._custom_query |= {"tenant": "t2"}
+    with pytest.raises(SharedClientError):
+        with_query._custom_query.pop("tenant")
+    with pytest.raises(SharedClientError):
+        del client._custom_headers["X-Team"]
+    assert (dict(with_query._custom_query), dict(client._custom_headers)) == (query, headers)
+    chat(with_query)
+    assert server.requests[-1].query["tenant"] == "t1"
+    assert "region" not in server.requests[-1].query
+    assert_original(reg, provider, server, client)
+
+
 def test_openai_family_attributes_are_guarded(reg: Registry, server: FakeServer) -> None:
     client = shared(reg, "openai", server.url)
     for name, value in [("organization", "org-x"), ("project", "p"), ("webhook_secret", "w"), ("admin_api_key", "a")]:

@@ -95,7 +95,12 @@ class SharedClientError(RegistryError, AttributeError):
 
 
 class _ReadOnlyDict(dict[str, Any]):
-    """A client's default headers or query: readable as a dict, refusing changes."""
+    """A client's default headers or query: readable as a dict, refusing changes.
+
+    What changes nothing is allowed, as for the client's attributes: ``setdefault`` of a name
+    already there (LiteLLM's Azure route sets ``api-version`` that way on the client it is
+    given), and setting or updating a name to the value it has.
+    """
 
     def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
         raise SharedClientError(
@@ -103,7 +108,30 @@ class _ReadOnlyDict(dict[str, Any]):
             "use client.with_options(default_headers=...) for a variant"
         )
 
-    __setitem__ = __delitem__ = update = pop = popitem = clear = setdefault = __ior__ = _refuse
+    def setdefault(self, key: str, default: Any = None, /) -> Any:
+        """The value of ``key``; refused only when ``key`` is missing (that would add it)."""
+        if key in self:
+            return self[key]
+        self._refuse()
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if not self._holds(key, value):
+            self._refuse()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        """Refused unless every pair given is already here with that value."""
+        if not all(self._holds(k, v) for k, v in dict(*args, **kwargs).items()):
+            self._refuse()
+
+    def __ior__(self, other: Any) -> _ReadOnlyDict:  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
+    def _holds(self, key: str, value: Any) -> bool:
+        current = self.get(key, _MISSING)
+        return current is value or (type(current) is type(value) and bool(current == value))
+
+    __delitem__ = pop = popitem = clear = _refuse
 
 
 class _Guarded:

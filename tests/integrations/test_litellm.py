@@ -126,15 +126,25 @@ def test_azure_through_a_variant(reg: Registry, server: FakeServer) -> None:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LiteLLM's Azure route calls client._custom_query.setdefault('api-version', ...) on the client it is "
-    "given; the registry's read-only query refuses even a setdefault of a key it already holds (reported)",
-)
 def test_azure_with_the_registry_client_itself(reg: Registry, server: FakeServer) -> None:
+    # LiteLLM's Azure route calls client._custom_query.setdefault("api-version", ...) on the
+    # client it is given: a no-op on a registry client whose query holds the version already.
     azure = reg.get_client(settings_for("azure_openai", server.url, "az-key"))
-    reply = litellm.completion(model="azure/dep", messages=MESSAGES, client=azure, api_version=API_VERSION)
-    assert reply_text(reply) == "echo: hello"
+    query = dict(azure._custom_query)
+    for _ in range(2):
+        reply = litellm.completion(model="azure/dep", messages=MESSAGES, client=azure, api_version=API_VERSION)
+        assert reply_text(reply) == "echo: hello"
+
+    async def main() -> str:
+        client = reg.get_async_client(settings_for("azure_openai", server.url, "az-key"))
+        reply = await litellm.acompletion(model="azure/dep", messages=MESSAGES, client=client, api_version=API_VERSION)
+        return reply_text(reply)
+
+    assert asyncio.run(main()) == "echo: hello"
+    assert dict(azure._custom_query) == query  # nothing changed for the other holders
+    assert {(r.path, r.query["api-version"], r.credential) for r in server.requests} == {
+        ("/openai/deployments/dep/chat/completions", API_VERSION, "az-key")
+    }
 
 
 def test_groq_through_its_openai_compatible_endpoint(
