@@ -9,9 +9,9 @@ builds the settings model and goes through the default registry, so equal argume
 same shared client. The settings fields that are not SDK arguments (``proxy``, ``verify``,
 ``max_connections``, ``api_key_env``, ``api_key_provider``, ...) are accepted too. An
 argument the settings cannot represent (a live ``http_client``, ``workload_identity``,
-``provider``, ``timeout=None`` while the settings have no "no timeout", an unknown keyword) is
-a `TypeError` naming it and what to use instead, never a silent cache miss or a silently
-different client.
+``provider``, an unknown keyword) is a `TypeError` naming it and what to use instead, never
+a silent cache miss or a silently different client. ``timeout=None`` is no timeout, an unset
+timeout the SDK's default, as in the SDK.
 
 A callable ``api_key`` (or ``azure_ad_token_provider``) is a key provider, called before each
 request; it is named by `registry.credentials.name_for_callable`, so a closure re-created on
@@ -80,12 +80,6 @@ _NOT_REPRESENTABLE = {
     "provider": "settings cannot hold a provider object. Instead, use that provider's own wrapper "
     "(get_azure_openai_client, ...) or settings class",
 }
-# AzureOpenAISettings has no organization or project: Azure OpenAI does not use them.
-_AZURE_NOT_REPRESENTABLE = {
-    name: "AzureOpenAISettings has no such field (Azure OpenAI does not use it). Instead, if an endpoint "
-    f"needs the header, give default_headers={{{header!r}: ...}}"
-    for name, header in (("organization", "OpenAI-Organization"), ("project", "OpenAI-Project"))
-}
 _RENAMED = {"_strict_response_validation": "strict_response_validation"}
 _PROVIDER_ARGUMENTS = ("api_key", "azure_ad_token_provider")  # a callable here is a provider
 _MEMO_SIZE = 1024  # (key, URL) pairs per wrapper
@@ -144,7 +138,6 @@ class _Wrapper:
         self.accepted = sdk | (settings_class.model_fields.keys() - {"provider"})
         self.memo: dict[int, list[_Memo]] = {}
         self.lock = threading.Lock()
-        self.timeout_takes_none: bool | None = None  # found out on the first timeout=None
 
     # ---- the slow path: arguments -> settings ---------------------------------------------
 
@@ -159,8 +152,7 @@ class _Wrapper:
                 raise TypeError(self._unknown(name))
             if value is None or _not_given(value):
                 if name == "timeout" and value is None:
-                    self._check_no_timeout()
-                    fields["timeout"] = None
+                    fields["timeout"] = None  # no timeout, as in the SDK
                 continue  # None means "the default" (or the SDK's variable), as in the SDK
             if name in self.not_representable:
                 raise TypeError(f"{self.function}() cannot take {name}=: {self.not_representable[name]}")
@@ -241,26 +233,9 @@ class _Wrapper:
         if type(value).__name__ == "Timeout" and hasattr(value, "connect"):  # httpx / httpx2
             phases = {p: getattr(value, p) for p in ("connect", "read", "write", "pool")}
             if all(v is None for v in phases.values()):
-                self._check_no_timeout()
-                return None
-            try:
-                return TimeoutParts(**phases)
-            except ValidationError:
-                raise TypeError(
-                    f"{self.function}(): a Timeout with a phase of None (no limit) cannot be represented: "
-                    "give every phase a number of seconds, or timeout=None for no timeout at all"
-                ) from None
+                return None  # Timeout(None): no timeout at all
+            return phases  # a TimeoutParts; a phase of None is no limit for that phase, as in httpx
         raise TypeError(f"{self.function}(): timeout must be a number of seconds or an httpx / httpx2 Timeout")
-
-    def _check_no_timeout(self) -> None:
-        if self.timeout_takes_none is None:
-            self.timeout_takes_none = _takes_none(self.settings_class, "timeout")
-        if not self.timeout_takes_none:
-            raise TypeError(
-                f"{self.function}(): timeout=None (no timeout) cannot be represented by "
-                f"{self.settings_class.__name__}; give a number of seconds"
-            )
-        return None
 
     def _unknown(self, name: str) -> str:
         if looks_like_credential(name):
@@ -404,14 +379,6 @@ def _quoted(name: str) -> str:
     return "a value" if looks_like_credential(name) else repr(name)
 
 
-def _takes_none(settings_class: type[ProviderSettings], field: str) -> bool:
-    """True when the settings hold an explicit None in ``field`` (for timeout: no timeout)."""
-    try:
-        return getattr(settings_class(**{field: None}), field) is None
-    except (ValidationError, SettingsError):
-        return False
-
-
 # Settings field -> the wrapper arguments that give it (a callable api_key gives api_key_provider).
 _SDK_NAMES_OF: dict[str, frozenset[str]] = {}
 
@@ -431,8 +398,8 @@ for _field in {
 
 _OPENAI = _Wrapper("get_openai_client", OpenAISettings, _OPENAI_SDK)
 _ASYNC_OPENAI = _Wrapper("get_async_openai_client", OpenAISettings, _OPENAI_SDK)
-_AZURE = _Wrapper("get_azure_openai_client", AzureOpenAISettings, _AZURE_SDK, _AZURE_NOT_REPRESENTABLE)
-_ASYNC_AZURE = _Wrapper("get_async_azure_openai_client", AzureOpenAISettings, _AZURE_SDK, _AZURE_NOT_REPRESENTABLE)
+_AZURE = _Wrapper("get_azure_openai_client", AzureOpenAISettings, _AZURE_SDK)
+_ASYNC_AZURE = _Wrapper("get_async_azure_openai_client", AzureOpenAISettings, _AZURE_SDK)
 _GROQ = _Wrapper("get_groq_client", GroqSettings, _GROQ_SDK)
 _ASYNC_GROQ = _Wrapper("get_async_groq_client", GroqSettings, _GROQ_SDK)
 _CEREBRAS = _Wrapper("get_cerebras_client", CerebrasSettings, _CEREBRAS_SDK)

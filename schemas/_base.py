@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError, core_schema
 
 from schemas._canonical import (
@@ -84,7 +84,7 @@ _NUMBERS = frozenset({"timeout", "max_retries", "max_connections", "max_keepaliv
 _HASH_MEMO: dict[tuple[type, tuple[Any, ...]], str] = {}
 _HASH_MEMO_SIZE = 4096
 on_key_reset(_HASH_MEMO.clear)  # hashes hold fingerprints, which change with the key
-_PLAIN, _SECRET, _TRANSPORT, _PROXY, _HEADERS, _QUERY, _TIMEOUT, _LIST = (
+_PLAIN, _SECRET, _TRANSPORT, _PROXY, _HEADERS, _QUERY, _TIMEOUT, _LIST, _WHEN_SET = (
     "plain",
     "secret",
     "transport",
@@ -93,6 +93,7 @@ _PLAIN, _SECRET, _TRANSPORT, _PROXY, _HEADERS, _QUERY, _TIMEOUT, _LIST = (
     "query",
     "timeout",
     "list",
+    "when set",
 )
 
 
@@ -150,16 +151,51 @@ def _as_settings_error(cls: type[BaseModel], exc: ValidationError) -> SettingsEr
     return settings_error(cls.__name__, lines, problems)
 
 
+# What a settings file (or a CLIENTREG_* variable) writes for "no limit": TOML has no null.
+_NO_LIMIT_WORDS = frozenset({"none", "inf", "infinity"})
+
+
+def _no_limit_word(value: Any) -> Any:
+    """``"none"`` / ``"inf"`` (any case) as None, the SDKs' "no limit"; anything else as given."""
+    if value.__class__ is str and value.strip().lower() in _NO_LIMIT_WORDS:
+        return None
+    return value
+
+
+def _seconds_or_none(value: float | None, what: str) -> float | None:
+    """A positive number of seconds, or None for no limit (an infinite number is no limit too)."""
+    if value is None or value == math.inf:
+        return None
+    if not value > 0 or value != value:  # negative, zero, -inf or NaN
+        raise PydanticCustomError("timeout", f"{what} must be a positive number of seconds, or none for no limit")
+    return value
+
+
 class TimeoutParts(SettingsModel):
-    """A timeout split into its phases, in seconds.
+    """A timeout split into its phases, in seconds; None (``inf`` or ``"none"`` in a file) is no limit.
 
     >>> OpenAISettings(timeout=TimeoutParts(connect=5, read=120))
+    >>> OpenAISettings(timeout=TimeoutParts(connect=5, read=None))   # wait for a response forever
     """
 
-    connect: float = Field(5.0, gt=0, allow_inf_nan=False)
-    read: float = Field(600.0, gt=0, allow_inf_nan=False)
-    write: float = Field(600.0, gt=0, allow_inf_nan=False)
-    pool: float = Field(600.0, gt=0, allow_inf_nan=False)
+    connect: float | None = 5.0
+    read: float | None = 600.0
+    write: float | None = 600.0
+    pool: float | None = 600.0
+
+    @field_validator("connect", "read", "write", "pool", mode="before")
+    @classmethod
+    def _phase_words(cls, value: Any) -> Any:
+        return _no_limit_word(value)
+
+    @field_validator("connect", "read", "write", "pool")
+    @classmethod
+    def _check_phase(cls, value: float | None, info: ValidationInfo) -> float | None:
+        return _seconds_or_none(value, str(info.field_name))
+
+
+OPENAI_DEFAULT_TIMEOUT = TimeoutParts(connect=5.0, read=600.0, write=600.0, pool=600.0)
+"""``openai.DEFAULT_TIMEOUT`` (openai 3.57), the timeout of OpenAI and Azure settings left unset."""
 
 
 class ProviderSettings(SettingsModel):
@@ -181,6 +217,11 @@ class ProviderSettings(SettingsModel):
     """Groups of fields of which at most one may be given."""
     replaced_by: ClassVar[Mapping[str, str]] = {}
     """Field name -> another field that, when given, decides it: the field is then None."""
+    credential_fields: ClassVar[tuple[str, ...]] = ("api_key", "api_key_provider")
+    """The fields that each give a client its credential (a key, or a provider asked per request)."""
+    canonical_when_set: ClassVar[frozenset[str]] = frozenset()
+    """Fields the canonical form holds only when they are not None (fields a provider gained
+    after its form was published, so that configurations without them keep their hash)."""
     _canonical_plan: ClassVar[tuple[tuple[str, str], ...]] = ()
     _field_names: ClassVar[frozenset[str]] = frozenset()
     _field_values: ClassVar[Callable[[dict[str, Any]], tuple[Any, ...]]]
@@ -199,7 +240,10 @@ class ProviderSettings(SettingsModel):
         "per request. Excludes api_key.",
     )
     base_url: str | None = None
-    timeout: float | TimeoutParts = Field(600.0, description="Seconds, or a TimeoutParts.")
+    timeout: float | TimeoutParts | None = Field(
+        OPENAI_DEFAULT_TIMEOUT,
+        description="Seconds, a TimeoutParts, or None for no timeout; unset: the SDK's own default.",
+    )
     max_retries: int = Field(2, ge=0, le=100)
     default_headers: StrMap = Field(default=_EMPTY)
     default_query: StrMap = Field(default=_EMPTY)
@@ -319,11 +363,16 @@ class ProviderSettings(SettingsModel):
     def _check_verify(cls, value: bool | str) -> bool | str:
         return verify_value(value)
 
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout_words(cls, value: Any) -> Any:
+        return _no_limit_word(value)
+
     @field_validator("timeout")
     @classmethod
-    def _check_timeout(cls, value: float | TimeoutParts) -> float | TimeoutParts:
-        if isinstance(value, float) and (value <= 0 or not math.isfinite(value)):
-            raise PydanticCustomError("timeout", "timeout must be a positive number of seconds")
+    def _check_timeout(cls, value: float | TimeoutParts | None) -> float | TimeoutParts | None:
+        if isinstance(value, float | int):
+            return _seconds_or_none(float(value), "timeout")
         return value
 
     @field_validator("default_headers")
@@ -418,6 +467,9 @@ class ProviderSettings(SettingsModel):
                 out[name] = {k: public_value(k, v, public) for k, v in value.items()} if value else {}
             elif kind is _LIST:
                 out[name] = list(value)
+            elif kind is _WHEN_SET:
+                if value is not None:
+                    out[name] = value
             elif isinstance(value, TimeoutParts):  # _TIMEOUT
                 parts = {"connect": value.connect, "read": value.read, "write": value.write, "pool": value.pool}
                 # Four equal phases behave exactly like one number: give them one form.
@@ -469,6 +521,18 @@ class ProviderSettings(SettingsModel):
         data.update(update)
         return self.model_validate(data)
 
+    def credential_field(self) -> str | None:
+        """The field that gives the client its credential (``api_key``, ``api_key_provider``, ...), or None.
+
+        A provider's name counts: the key it returns is asked for per request, so whether it
+        resolves is known only when a client is built (or a request is made).
+        """
+        values = self.__dict__
+        for name in type(self).credential_fields:
+            if values.get(name) is not None:
+                return name
+        return None
+
     def secret_values(self) -> list[str]:
         """Every secret this model holds (for leak checks and redaction of SDK messages).
 
@@ -512,6 +576,8 @@ class ProviderSettings(SettingsModel):
                 plan.append((name, _LIST))
             elif name in SECRET_FIELDS:
                 plan.append((name, _SECRET))
+            elif name in cls.canonical_when_set:
+                plan.append((name, _WHEN_SET))
             else:
                 plan.append((name, _PLAIN))
         cls._canonical_plan = tuple(plan)

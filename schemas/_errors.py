@@ -116,7 +116,8 @@ TIMEOUT_PARTS = ("connect", "read", "write", "pool")
 # Fields typed as a union: pydantic reports one error per member, each located under the
 # member's tag (`timeout.float`, `timeout.TimeoutParts`). One message says what is accepted.
 UNION_MESSAGES = {
-    "timeout": "must be a positive number of seconds, or a table of connect, read, write and pool seconds",
+    "timeout": "must be a positive number of seconds, none (or inf) for no timeout, or a table of connect, read, write "
+    "and pool seconds",
     "verify": "must be true, false or the path of a CA bundle",
 }
 

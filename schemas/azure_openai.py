@@ -24,7 +24,9 @@ class AzureOpenAISettings(OpenAIFamilySettings):
     Authenticate with one of ``api_key``, ``api_key_provider``, ``azure_ad_token`` or
     ``azure_ad_token_provider`` (the name of a token provider registered in code, or
     ``"package.module:attribute"``); with none given, ``AZURE_OPENAI_AD_TOKEN`` and then
-    ``AZURE_OPENAI_API_KEY`` are read, as the SDK does.
+    ``AZURE_OPENAI_API_KEY`` are read, as the SDK does. ``organization`` and ``project`` (sent
+    as ``OpenAI-Organization`` / ``OpenAI-Project``) fall back to ``OPENAI_ORG_ID`` and
+    ``OPENAI_PROJECT_ID``, as in the SDK.
     """
 
     # Order matters, as in the SDK: the AD token variable is read first, and a token found
@@ -34,9 +36,14 @@ class AzureOpenAISettings(OpenAIFamilySettings):
         "api_key": "AZURE_OPENAI_API_KEY",
         "admin_api_key": "OPENAI_ADMIN_KEY",
         "webhook_secret": "OPENAI_WEBHOOK_SECRET",
+        "organization": "OPENAI_ORG_ID",
+        "project": "OPENAI_PROJECT_ID",
         "azure_endpoint": "AZURE_OPENAI_ENDPOINT",
         "api_version": "OPENAI_API_VERSION",
     }
+    # Added to Azure after form 2 was published: written only when set, so every Azure
+    # configuration without them keeps the hash it had (docs/config-hash.md).
+    canonical_when_set: ClassVar[frozenset[str]] = frozenset({"organization", "project"})
     # As in the SDK: AZURE_OPENAI_ENDPOINT is read only when no base_url is given, and the
     # credential variables only when no credential is given.
     env_fallback_unless: ClassVar[Mapping[str, tuple[str, ...]]] = {
@@ -44,6 +51,7 @@ class AzureOpenAISettings(OpenAIFamilySettings):
         "azure_ad_token": ("api_key", "api_key_provider", "azure_ad_token_provider", "api_key_env"),
         "api_key": ("azure_ad_token", "azure_ad_token_provider"),
     }
+    credential_fields: ClassVar[tuple[str, ...]] = _CREDENTIALS
     exclusive_fields: ClassVar[tuple[tuple[str, ...], ...]] = (
         _CREDENTIALS,
         ("api_key_env", "api_key_provider", "azure_ad_token", "azure_ad_token_provider"),

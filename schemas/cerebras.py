@@ -9,6 +9,9 @@ from pydantic import Field
 
 from schemas._base import ProviderSettings, TimeoutParts
 
+SDK_DEFAULT_TIMEOUT = TimeoutParts(connect=5.0, read=60.0, write=60.0, pool=60.0)
+"""``cerebras.cloud.sdk.DEFAULT_TIMEOUT`` (cerebras-cloud-sdk 1.91), the timeout of Cerebras settings left unset."""
+
 
 class CerebrasSettings(ProviderSettings):
     """Configuration of a ``cerebras.cloud.sdk.Cerebras`` / ``AsyncCerebras`` client.
@@ -29,7 +32,10 @@ class CerebrasSettings(ProviderSettings):
 
     provider: Literal["cerebras"] = "cerebras"
     base_url: str | None = "https://api.cerebras.ai"
-    timeout: float | TimeoutParts = Field(60.0, description="Seconds, or a TimeoutParts.")
+    timeout: float | TimeoutParts | None = Field(
+        SDK_DEFAULT_TIMEOUT,
+        description="Seconds, a TimeoutParts, or None for no timeout; unset: the SDK's own default.",
+    )
     max_connections: int = Field(100, gt=0)
     max_keepalive_connections: int = Field(20, ge=0)
     warm_tcp_connection: bool = False

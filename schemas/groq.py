@@ -9,6 +9,9 @@ from pydantic import Field
 
 from schemas._base import ProviderSettings, TimeoutParts
 
+SDK_DEFAULT_TIMEOUT = TimeoutParts(connect=5.0, read=60.0, write=60.0, pool=60.0)
+"""``groq.DEFAULT_TIMEOUT`` (groq 1.7), the timeout of Groq settings left unset."""
+
 
 class GroqSettings(ProviderSettings):
     """Configuration of a ``groq.Groq`` / ``groq.AsyncGroq`` client.
@@ -21,6 +24,9 @@ class GroqSettings(ProviderSettings):
 
     provider: Literal["groq"] = "groq"
     base_url: str | None = "https://api.groq.com"
-    timeout: float | TimeoutParts = Field(60.0, description="Seconds, or a TimeoutParts.")
+    timeout: float | TimeoutParts | None = Field(
+        SDK_DEFAULT_TIMEOUT,
+        description="Seconds, a TimeoutParts, or None for no timeout; unset: the SDK's own default.",
+    )
     max_connections: int = Field(100, gt=0)
     max_keepalive_connections: int = Field(20, ge=0)

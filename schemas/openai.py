@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field
 
-from schemas._checks import plain_text
 from schemas._openai_family import OpenAIFamilySettings
 
 DataResidency = Literal["global", "us", "eu", "ae", "au", "in", "jp"]
@@ -43,13 +42,6 @@ class OpenAISettings(OpenAIFamilySettings):
 
     provider: Literal["openai"] = "openai"
     base_url: str | None = "https://api.openai.com/v1"
-    organization: str | None = None
-    project: str | None = None
     data_residency: DataResidency | None = Field(
         None, description="A regional endpoint (us, eu, ...); excludes base_url and websocket_base_url."
     )
-
-    @field_validator("organization", "project")
-    @classmethod
-    def _check_ids(cls, value: str | None, info: ValidationInfo) -> str | None:
-        return None if value is None else plain_text(value, str(info.field_name))

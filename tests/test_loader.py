@@ -103,7 +103,7 @@ def test_profiles_are_discriminated_by_provider(tmp_path: Path) -> None:
     profiles = load_settings(file).profiles
     assert isinstance(profiles["a"], OpenAISettings) and profiles["a"].organization == "org-1"
     assert isinstance(profiles["b"], AzureOpenAISettings) and profiles["b"].api_version == "2024-10-21"
-    assert isinstance(profiles["c"], GroqSettings) and profiles["c"].timeout == 60.0
+    assert isinstance(profiles["c"], GroqSettings) and profiles["c"].timeout == GroqSettings().timeout
     assert isinstance(profiles["d"], CerebrasSettings) and profiles["d"].warm_tcp_connection is True
 
 
@@ -202,7 +202,7 @@ def test_file_value_beats_default(tmp_path: Path) -> None:
     file = write(tmp_path / "s.toml", '[profiles.a]\nprovider = "groq"\nmax_retries = 7\n')
     profile = load_settings(file).profiles["a"]
     assert profile.max_retries == 7
-    assert profile.timeout == 60.0  # not in the file: the default
+    assert profile.timeout == GroqSettings().timeout  # not in the file: the default
 
 
 def test_init_beats_env(monkeypatch: pytest.MonkeyPatch) -> None:

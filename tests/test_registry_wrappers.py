@@ -154,8 +154,6 @@ def test_every_constructor_argument(server: FakeServer, wrapper: Callable[..., A
     if name == "base_url" and family == "azure":
         del kwargs["azure_endpoint"], kwargs["azure_deployment"]
     kwargs[name] = value
-    if family == "azure" and name in ("organization", "project"):
-        check = None  # AzureOpenAISettings has neither: Azure OpenAI does not use them
     if check is None:
         with pytest.raises(TypeError, match=f"{wrapper.__name__}\\(\\) cannot take {name}=") as info:
             call(wrapper, **kwargs)
@@ -293,3 +291,26 @@ def test_a_missing_sdk_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> 
             get_groq_client(api_key="k")
     finally:
         builder_for.cache_clear()
+
+
+def test_azure_organization_and_project_reach_the_request(server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    kwargs = base_kwargs("azure", server.url)
+    client = get_azure_openai_client(**kwargs, organization="org-az", project="proj-az")
+    chat(client)
+    sent = server.requests[-1].headers
+    assert (sent["openai-organization"], sent["openai-project"]) == ("org-az", "proj-az")
+    plain = get_azure_openai_client(**kwargs)
+    chat(plain)
+    assert "openai-organization" not in server.requests[-1].headers
+    # organization=None reads OPENAI_ORG_ID, as openai.AzureOpenAI(organization=None) does; the
+    # memo of the earlier call sees the variable appear.
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-from-env")
+    sdk = openai.AzureOpenAI(api_key="k", azure_endpoint=server.url, api_version=API_VERSION, organization=None)
+    from_env = get_azure_openai_client(**kwargs)
+    assert from_env is not plain
+    assert from_env.organization == "org-from-env" == sdk.organization
+    chat(from_env)
+    assert server.requests[-1].headers["openai-organization"] == "org-from-env"
+    # The variable unset again: the first client, which sends no organization.
+    monkeypatch.delenv("OPENAI_ORG_ID")
+    assert get_azure_openai_client(**kwargs) is plain

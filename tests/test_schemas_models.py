@@ -46,7 +46,7 @@ def test_openai_defaults_match_the_sdk() -> None:
     assert s.base_url == "https://api.openai.com/v1"
     assert s.organization is None
     assert s.project is None
-    assert s.timeout == 600.0
+    assert s.timeout == TimeoutParts(connect=5, read=600, write=600, pool=600)  # openai.DEFAULT_TIMEOUT
     assert s.max_retries == 2
     assert dict(s.default_headers) == {}
     assert dict(s.default_query) == {}
@@ -59,7 +59,8 @@ def test_azure_defaults() -> None:
     s = AzureOpenAISettings()
     assert s.provider == "azure_openai"
     assert (s.azure_endpoint, s.azure_deployment, s.api_version, s.base_url) == (None, None, None, None)
-    assert s.timeout == 600.0
+    assert (s.organization, s.project) == (None, None)
+    assert s.timeout == TimeoutParts(connect=5, read=600, write=600, pool=600)
     assert s.max_retries == 2
 
 
@@ -71,7 +72,7 @@ def test_groq_and_cerebras_defaults(model: type[ProviderSettings], provider: str
     s = model()
     assert s.provider == provider
     assert s.base_url == base_url
-    assert s.timeout == 60.0
+    assert s.timeout == TimeoutParts(connect=5, read=60, write=60, pool=60)
     assert s.max_retries == 2
     assert (s.max_connections, s.max_keepalive_connections) == (100, 20)
 
@@ -460,8 +461,9 @@ def test_every_unknown_field_is_named() -> None:
 BAD_VALUES: list[tuple[type[ProviderSettings], str, Any]] = [
     (OpenAISettings, "timeout", -1),
     (OpenAISettings, "timeout", 0),
-    (OpenAISettings, "timeout", math.inf),
+    (OpenAISettings, "timeout", -math.inf),
     (OpenAISettings, "timeout", math.nan),
+    (OpenAISettings, "timeout", "never"),
     (OpenAISettings, "timeout", "soon"),
     (OpenAISettings, "timeout", [1, 2]),
     (OpenAISettings, "max_retries", -1),
@@ -500,7 +502,7 @@ def test_bad_value_is_an_error_naming_the_field(model: type[ProviderSettings], f
 
 
 @pytest.mark.parametrize("part", ["connect", "read", "write", "pool"])
-@pytest.mark.parametrize("value", [-1, 0, math.inf])
+@pytest.mark.parametrize("value", [-1, 0, -math.inf, math.nan, "never"])
 def test_bad_timeout_part_names_the_part(part: str, value: float) -> None:
     with pytest.raises(ValidationError) as info:
         OpenAISettings(timeout={part: value})

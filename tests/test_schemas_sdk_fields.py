@@ -277,3 +277,46 @@ def test_model_copy_can_switch_to_a_region_and_back() -> None:
     back = eu.model_copy(update={"data_residency": None})
     assert back.base_url == "https://api.openai.com/v1"
     assert back.config_hash == s.config_hash
+
+
+# ---- Azure organization and project ---------------------------------------------------------------
+
+
+def test_azure_organization_and_project_fall_back_to_the_sdk_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As openai.AzureOpenAI does (it reads OPENAI_ORG_ID and OPENAI_PROJECT_ID when given None).
+    assert (AzureOpenAISettings().organization, AzureOpenAISettings().project) == (None, None)
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-env")
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj-env")
+    from_env = AzureOpenAISettings(api_key="k")
+    assert (from_env.organization, from_env.project) == ("org-env", "proj-env")
+    given = AzureOpenAISettings(api_key="k", organization="org-given", project=None)
+    assert (given.organization, given.project) == ("org-given", "proj-env")  # None reads the variable
+
+
+def test_azure_organization_and_project_enter_the_hash_only_when_set() -> None:
+    plain = AzureOpenAISettings(api_key="k", azure_endpoint="https://r.openai.azure.com", api_version="v")
+    assert not {"organization", "project"} & json.loads(plain.canonical_json()).keys()
+    with_org = plain.model_copy(update={"organization": "org-a"})
+    assert json.loads(with_org.canonical_json())["organization"] == "org-a"
+    assert "project" not in json.loads(with_org.canonical_json())
+    hashes = {
+        plain.config_hash,
+        with_org.config_hash,
+        plain.model_copy(update={"organization": "org-b"}).config_hash,
+        plain.model_copy(update={"project": "org-a"}).config_hash,  # the same text in the other field
+    }
+    assert len(hashes) == 4
+
+
+def test_an_azure_config_without_organization_keeps_its_form_2_hash() -> None:
+    # Vector 6 of docs/config-hash.md as it was before Azure had the two fields, and before an
+    # unset timeout became the SDK's default (so the timeout is spelled out here).
+    s = AzureOpenAISettings(
+        api_key="az-test-0000",
+        azure_endpoint="https://example.openai.azure.com/",
+        azure_deployment="gpt-4o",
+        api_version="2024-10-21",
+        verify="/etc/ssl/certs/ca.pem",
+        timeout=600,
+    )
+    assert s.config_hash == "a42f478ee8d656bfca2d1dff02e7e9d7c596fea212943a7f94769e144807441b"

@@ -44,7 +44,11 @@ def api_key(settings: ProviderSettings, variable: str, *, is_async: bool) -> Any
 
 
 def timeout(settings: ProviderSettings, library: str) -> Any:
-    """The settings' timeout as the SDK takes it: seconds, None (no timeout), or a Timeout."""
+    """The settings' timeout as the SDK takes it: seconds, None (no timeout), or a Timeout.
+
+    A phase of None is no limit for that phase, as in ``httpx.Timeout``; an unset timeout is
+    the SDK's own default (``Timeout(600, connect=5)`` for openai), spelled out.
+    """
     value = settings.timeout
     if isinstance(value, TimeoutParts):
         http = importlib.import_module(library)

@@ -29,8 +29,6 @@ def build(settings: OpenAISettings, http_client: Any, *, is_async: bool) -> Any:
     )
     client = cls(
         api_key=api_key(settings, "OPENAI_API_KEY", is_async=is_async),
-        organization=settings.organization,
-        project=settings.project,
         **family_arguments(settings),
         **endpoint,
         **sdk_arguments(settings, HTTP_LIBRARY, http_client),
@@ -41,16 +39,21 @@ def build(settings: OpenAISettings, http_client: Any, *, is_async: bool) -> Any:
 
 
 def family_arguments(settings: Any) -> dict[str, Any]:
-    """The arguments OpenAI and Azure OpenAI clients share beyond every SDK's, those that are set.
+    """The arguments OpenAI and Azure OpenAI clients share beyond every SDK's.
 
-    Left out when unset (`pin` clears what the SDK then reads from the environment), so an
-    older openai release that lacks one of them still builds clients that do not use it.
+    ``organization`` and ``project`` always; the newer ones only when set (`pin` clears what
+    the SDK then reads from the environment), so an older openai release that lacks one of
+    them still builds clients that do not use it.
     """
-    return _given(
-        admin_api_key=_secret(settings.admin_api_key),
-        webhook_secret=_secret(settings.webhook_secret),
-        websocket_base_url=settings.websocket_base_url,
-    )
+    return {
+        "organization": settings.organization,
+        "project": settings.project,
+        **_given(
+            admin_api_key=_secret(settings.admin_api_key),
+            webhook_secret=_secret(settings.webhook_secret),
+            websocket_base_url=settings.websocket_base_url,
+        ),
+    }
 
 
 def _given(**arguments: Any) -> dict[str, Any]:
@@ -68,8 +71,8 @@ def pin(client: Any, settings: Any) -> None:
     ``OPENAI_ADMIN_KEY``, ``OPENAI_WEBHOOK_SECRET`` and ``OPENAI_CUSTOM_HEADERS``; the
     settings already resolved the variables they stand for when they were made.
     """
-    client.organization = getattr(settings, "organization", None)
-    client.project = getattr(settings, "project", None)
+    client.organization = settings.organization
+    client.project = settings.project
     client.admin_api_key = _secret(settings.admin_api_key)
     client.webhook_secret = _secret(settings.webhook_secret)
     client._ambient_authorizations = frozenset()
