@@ -340,8 +340,8 @@ class Registry:
             except UnknownProfileError:
                 log.info("clientreg: warm start skips profile %r: no longer in the settings", name)
                 continue
-            if settings.api_key is None:
-                log.info("clientreg: warm start skips profile %r: its api key does not resolve", name)
+            if settings.credential_field() is None:  # a key, a token, or a provider's name will do
+                log.info("clientreg: warm start skips profile %r: no credential (its api key does not resolve)", name)
                 continue
             if self._warm_one(settings, name):
                 built += 1

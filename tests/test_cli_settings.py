@@ -119,6 +119,72 @@ def test_warm_example_with_no_keys_builds_what_it_can_and_history_shows_it(tmp_p
     assert again.code == 0 and f"recorded in {tmp_path / 'other.sqlite'} " in again.out
 
 
+_PROVIDER_PROFILES = """
+[profiles.vault]
+provider = "openai"
+api_key_provider = "vault-openai"
+
+[profiles.imported]
+provider = "groq"
+api_key_provider = "getpass:getuser"
+
+[profiles.entra]
+provider = "azure_openai"
+azure_endpoint = "https://r.openai.azure.com"
+api_version = "2024-10-21"
+azure_ad_token_provider = "entra"
+
+[profiles.ad_token]
+provider = "azure_openai"
+azure_endpoint = "https://r.openai.azure.com"
+api_version = "2024-10-21"
+
+[profiles.nothing]
+provider = "cerebras"
+"""
+
+
+def test_check_counts_key_providers_and_azure_tokens_as_credentials(tmp_path: Path) -> None:
+    (tmp_path / "clientreg.toml").write_text(_PROVIDER_PROFILES)
+    token = "ad-token-from-the-environment-0123456789"
+    result = clientreg("check", cwd=tmp_path, env={"AZURE_OPENAI_AD_TOKEN": token})
+    assert result.code == 0, result.err
+    assert "5 profiles valid, 1 without a key\n" in result.out
+    table = result.out.split("\n\n")[1].splitlines()
+    keys = {line.split()[0]: line.split(None, 3)[3] for line in table[1:]}
+    assert keys == {
+        "vault": "key provider 'vault-openai': registered in code, not resolvable here",
+        "imported": "key provider getpass:getuser",
+        "entra": "token provider 'entra': registered in code, not resolvable here",
+        "ad_token": "yes: Azure AD token",
+        "nothing": "no key: set CEREBRAS_API_KEY",
+    }
+    assert token not in result.out
+    as_json = {item["profile"]: item for item in clientreg("check", "--json", cwd=tmp_path).json()}
+    assert {name: (item["key"], item["key_source"]) for name, item in as_json.items()} == {
+        "vault": (True, "api_key_provider"),
+        "imported": (True, "api_key_provider"),
+        "entra": (True, "azure_ad_token_provider"),
+        "ad_token": (False, None),  # no AZURE_OPENAI_AD_TOKEN in this run
+        "nothing": (False, None),
+    }
+
+
+def test_warm_builds_profiles_with_import_references_and_says_why_it_skips_registered_names(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "clientreg.toml").write_text(_PROVIDER_PROFILES)
+    result = clientreg("warm", cwd=tmp_path, env={"AZURE_OPENAI_AD_TOKEN": "ad-token-0123456789abcdef"})
+    assert result.code == 0, result.err
+    rows = {line.split()[0]: line for line in result.out.splitlines()[1:6]}
+    assert rows["imported"].endswith("  built")  # the provider is imported; asked for per request
+    assert rows["ad_token"].endswith("  built")
+    assert rows["vault"].endswith("  skipped: key provider 'vault-openai': registered in code, not resolvable here")
+    assert rows["entra"].endswith("  skipped: token provider 'entra': registered in code, not resolvable here")
+    assert rows["nothing"].endswith("  skipped: no key: set CEREBRAS_API_KEY")
+    assert "built 2 of 5 profiles" in result.out
+
+
 def test_warm_with_the_index_off_records_nothing(tmp_path: Path) -> None:
     result = clientreg("warm", EXAMPLE, cwd=tmp_path, env={"CLIENTREG_INDEX": "off"})
     assert result.code == 0 and "; the index is off, nothing recorded" in result.out

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from registry import Registry
+from registry import Registry, register_key_provider
+from registry.credentials import unregister_key_provider
 from registry.index import KeyIndex
 from schemas import OpenAISettings, RegistrySettings, load_settings
 from tests.fake_server import FakeServer
@@ -135,6 +136,50 @@ def test_warm_skips_profiles_whose_key_no_longer_resolves(
     assert any("'main'" in r.getMessage() and "key" in r.getMessage() for r in caplog.records)
 
 
+def test_warm_builds_profiles_whose_credential_is_a_provider_or_an_azure_token(
+    tmp_path: Path, server: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    register_key_provider("warm-vault", lambda: "sk-from-vault")
+    register_key_provider("warm-entra", lambda: "entra-token")
+    monkeypatch.setenv("AZURE_OPENAI_AD_TOKEN", "ad-token-from-env")
+    path = tmp_path / "clientreg.toml"
+    path.write_text(
+        f"""
+[profiles.vault]
+provider = "groq"
+base_url = "{server.url}"
+api_key_provider = "warm-vault"
+
+[profiles.entra]
+provider = "azure_openai"
+azure_endpoint = "{server.url}"
+api_version = "2024-10-21"
+azure_ad_token_provider = "warm-entra"
+
+[profiles.ad_token]
+provider = "azure_openai"
+azure_endpoint = "{server.url}"
+api_version = "2024-10-21"
+"""
+    )
+    index = tmp_path / "index.sqlite"
+    try:
+        with Registry(load_settings(path), index_path=index) as first:
+            for name in ("vault", "entra", "ad_token"):
+                first.get_client(name)
+        server.reset()
+        with Registry(load_settings(path), index_path=index) as second:
+            assert second.warm() == 3  # none of them has an api_key, each has a credential
+            assert server.requests == []  # no provider was asked, no request sent
+            chat(second.get_client("vault"))
+            chat(second.get_client("entra"))
+            assert second.stats().misses == 0
+        assert [r.credential for r in server.requests] == ["sk-from-vault", "entra-token"]
+    finally:
+        unregister_key_provider("warm-vault")
+        unregister_key_provider("warm-entra")
+
+
 def test_an_unusable_index_location_never_breaks_clients(
     tmp_path: Path, server: FakeServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -198,7 +243,8 @@ def test_a_registry_without_settings_finds_the_index_in_the_settings_file(
 _GET_CLIENT = """
 import resource, sys, time
 resource.setrlimit(resource.RLIMIT_AS, (2 * 1024**3, resource.RLIM_INFINITY))  # /dev/zero must not eat the host
-from registry import Registry
+from registry import Registry, register_key_provider
+from registry.credentials import unregister_key_provider
 from schemas import OpenAISettings
 with Registry() as reg:
     reg.get_client(OpenAISettings(api_key="sk-x", base_url="http://127.0.0.1:9/v1"))
@@ -253,7 +299,8 @@ def test_an_index_path_that_is_not_ours_leaves_it_alone_and_clients_are_handed_o
 _LOCKED_EXIT = """
 import logging, sys, time
 logging.basicConfig(level=logging.WARNING, format="%(message)s")
-from registry import Registry
+from registry import Registry, register_key_provider
+from registry.credentials import unregister_key_provider
 from schemas import OpenAISettings
 registries = [Registry(index_path=sys.argv[1]) for _ in range(5)]
 for n, reg in enumerate(registries):

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from registry.cli.render import (
     SECRETS,
@@ -66,11 +66,29 @@ def _load_settings(file: str | None) -> RegistrySettings:
     return settings
 
 
-def _key_status(settings: ProviderSettings) -> tuple[bool, str]:
-    if settings.api_key is not None:
-        return True, "yes"
+class _KeyStatus(NamedTuple):
+    """What a profile authenticates with, as far as this process can tell."""
+
+    present: bool  # a credential source is set: a key, a token, or a provider's name
+    note: str  # the KEY column
+    buildable: bool  # this process can build its client (a provider registered in code: no)
+
+
+def _key_status(settings: ProviderSettings) -> _KeyStatus:
+    field = settings.credential_field()
+    if field == "api_key":
+        return _KeyStatus(True, "yes", True)
+    if field == "azure_ad_token":
+        return _KeyStatus(True, "yes: Azure AD token", True)
+    if field is not None:
+        name = printable(str(getattr(settings, field)))
+        kind = "token provider" if field == "azure_ad_token_provider" else "key provider"
+        if ":" in name:  # "package.module:attribute": imported when a client is built
+            return _KeyStatus(True, f"{kind} {name}", True)
+        # A name given to register_key_provider() in the application: it exists only there.
+        return _KeyStatus(True, f"{kind} {name!r}: registered in code, not resolvable here", False)
     variable = settings.api_key_env or type(settings).env_fallbacks.get("api_key", "api_key")
-    return False, f"no key: set {variable}"
+    return _KeyStatus(False, f"no key: set {variable}", False)
 
 
 def _index_path(option: str | None, settings_index: Any = None) -> Path | str:
@@ -124,15 +142,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.json:
         items = []
         for name, s in profiles.items():
-            ok, note = _key_status(s)
+            status = _key_status(s)
             items.append(
-                {"profile": name, "provider": s.provider, "config_hash": s.config_hash, "key": ok, "key_note": note}
-                | {"config": s.canonical_dict()}
+                {"profile": name, "provider": s.provider, "config_hash": s.config_hash, "key": status.present}
+                | {"key_source": s.credential_field(), "key_note": status.note, "config": s.canonical_dict()}
             )
         out(json_array(items))
         return 0
-    rows = [[name, s.provider, s.config_hash[:12], _key_status(s)[1]] for name, s in profiles.items()]
-    missing = sum(1 for s in profiles.values() if s.api_key is None)
+    rows = [[name, s.provider, s.config_hash[:12], _key_status(s).note] for name, s in profiles.items()]
+    missing = sum(1 for s in profiles.values() if s.credential_field() is None)
     source = settings.path if settings.path is not None else "environment"
     text = f"{source}: {len(profiles)} profile{'s' * (len(profiles) != 1)} valid"
     text += f", {missing} without a key\n\n" if missing else "\n\n"
@@ -173,9 +191,9 @@ def cmd_warm(args: argparse.Namespace) -> int:
         for name, s in settings.profiles.items():
             row = [name, s.provider, s.config_hash[:12], "-", "-"]
             rows.append(row)
-            ok, note = _key_status(s)
-            if not ok:
-                row.append(f"skipped: {note}")
+            status = _key_status(s)
+            if not status.buildable:
+                row.append(f"skipped: {status.note}")
                 continue
             if not sdk_installed(s.provider):
                 extra = _SDK_EXTRA.get(s.provider, s.provider)
