@@ -18,9 +18,11 @@ request; it is named by `registry.credentials.name_for_callable`, so a closure r
 every call does not grow the registry.
 
 Speed: a repeated call skips the settings model (~10 us): each wrapper keeps a memo from its
-arguments to the settings object they made, then asks the registry as ``get_client(settings)``
-does. The memo is checked against the environment variables that filled the fields left
-unset, so a changed ``OPENAI_API_KEY`` gives the new client (see `_Memo`).
+arguments to the settings object they made and their ``config_hash``, and a memo hit takes the
+client from the default registry's table by that hash, doing what a hit of
+``get_client(settings)`` does (under 1 us in all). The memo is checked against the environment
+variables that filled the fields left unset, so a changed ``OPENAI_API_KEY`` gives the new
+client (see `_Memo`); anything else (no such client, a closed registry) takes the slow path.
 """
 
 from __future__ import annotations
@@ -82,27 +84,32 @@ _NOT_REPRESENTABLE = {
 }
 _RENAMED = {"_strict_response_validation": "strict_response_validation"}
 _PROVIDER_ARGUMENTS = ("api_key", "azure_ad_token_provider")  # a callable here is a provider
-_MEMO_SIZE = 1024  # (key, URL) pairs per wrapper
-_BUCKET_SIZE = 4  # argument sets per pair: at most 4,096 memo entries per wrapper
+_MEMO_SIZE = 1024  # keys (or URLs, for calls without a key) per wrapper
+_BUCKET_SIZE = 8  # argument sets per key: at most 8,192 memo entries per wrapper
+# os.environ's own dict (encoded names and values), read without a Python-level call per name;
+# without it (not CPython's os), nothing is memoised.
 _ENV_DATA: dict[Any, Any] | None = getattr(os.environ, "_data", None)
 _ENV_KEY: Callable[[str], Any] = getattr(os.environ, "encodekey", str)
+_ENV_KEYS = (_ENV_DATA if _ENV_DATA is not None else {}).keys()
+_ENV_GET = (_ENV_DATA if _ENV_DATA is not None else {}).get
 
 
 class _Memo:
     """One memoised call: its arguments, the settings they made, and what the environment said.
 
     ``kwargs`` is compared with ``==`` (order-insensitive for the header dicts); ``numbers`` are
-    the arguments whose value was a number, where a bool given later must not be taken for the
-    equal number (``True == 1``; the settings refuse true/false for numbers). The environment
-    variables that fill the fields the call left unset are checked on every hit, in
-    ``os.environ``'s own dict: ``absent`` are those that were not set (one C-level
-    ``isdisjoint``), ``present`` / ``values`` those that were, with their values. Nothing here
-    is a string made from a secret: the memo is keyed by ``hash()`` of the key and URL, and
-    holds the objects as given. It is bounded: 1,024 keys, oldest dropped first, each with the
-    4 argument sets seen last.
+    the arguments whose value was a number equal to 0 or 1, where a bool given later must not
+    be taken for it (``True == 1``; the settings refuse true/false for numbers; any other number
+    differs from both bools anyway). The environment variables that fill the fields the call
+    left unset are checked on every hit, in ``os.environ``'s own dict: ``absent`` are those that
+    were not set (one C-level ``isdisjoint``), ``present`` / ``values`` those that were, with
+    their values. ``key`` is the settings' ``config_hash``, the registry's key for the client.
+    Nothing here is a string made from a secret: the memo is keyed by ``hash()`` of the key (or
+    of the URL, for calls without a key: `_memo_key`), and holds the objects as given. It is
+    bounded: 1,024 keys, oldest dropped first, each with the 8 argument sets seen last.
     """
 
-    __slots__ = ("absent", "kwargs", "numbers", "present", "settings", "values")
+    __slots__ = ("absent", "key", "kwargs", "numbers", "present", "settings", "values")
 
     def __init__(
         self,
@@ -119,6 +126,16 @@ class _Memo:
         self.present = present
         self.values = values
         self.settings = settings
+        self.key = settings.config_hash
+
+    def matches(self, kwargs: dict[str, Any]) -> bool:
+        """True when ``kwargs`` and the environment give these settings again (the check of a hit)."""
+        return (
+            self.kwargs == kwargs
+            and _ENV_KEYS.isdisjoint(self.absent)
+            and (not self.present or tuple(map(_ENV_GET, self.present)) == self.values)
+            and (not self.numbers or not any(kwargs[name].__class__ is bool for name in self.numbers))
+        )
 
 
 class _Wrapper:
@@ -193,20 +210,15 @@ class _Wrapper:
         return named
 
     def find(self, kwargs: dict[str, Any]) -> ProviderSettings | None:
-        """The memoised settings for ``kwargs``, if any (the hit path of `_drop_in`, as a method)."""
+        """The memoised settings for ``kwargs``, if any (the check of `_drop_in`'s hit path, as a method)."""
         try:
-            bucket = self.memo.get(hash((kwargs.get("api_key"), kwargs.get("base_url"))))
+            bucket = self.memo.get(_memo_key(kwargs))
         except TypeError:
             return None
         if bucket is None or _ENV_DATA is None:
             return None
         for memo in bucket:
-            if (
-                memo.kwargs == kwargs
-                and _ENV_DATA.keys().isdisjoint(memo.absent)
-                and tuple(map(_ENV_DATA.get, memo.present)) == memo.values
-                and not any(kwargs[name].__class__ is bool for name in memo.numbers)
-            ):
+            if memo.matches(kwargs):
                 return memo.settings
         return None
 
@@ -258,12 +270,13 @@ class _Wrapper:
                     return  # {"n": 1} and {"n": True} are equal dicts but different queries
                 value = dict(value)  # a caller changing its dict later must not change ours
             elif cls in (int, float):
-                numbers.append(name)
+                if value == 0 or value == 1:  # equal to False / True
+                    numbers.append(name)
             elif not _memoisable(value):
                 return
             copied[name] = value
         try:
-            key = hash((kwargs.get("api_key"), kwargs.get("base_url")))
+            key = _memo_key(kwargs)
         except TypeError:
             return
         given = {name for name, value in kwargs.items() if value is not None and not _not_given(value)}
@@ -289,45 +302,59 @@ class _Wrapper:
 def _drop_in(wrapper: _Wrapper, *, is_async: bool, doc: str) -> Callable[..., Any]:
     """Make the public function for ``wrapper``: the memo hit inline, everything else delegated.
 
-    The hit path is written out here, once, and closed over its wrapper's memo, rather than
-    called from eight small functions: a wrapper hit is meant to cost little more than
-    ``get_client(settings)``, and a call level is a tenth of that.
+    The hit path is written out here, once, closed over its wrapper's memo: a wrapper hit is
+    meant to cost well under 1 us, and a call level is a tenth of that. It is the registry's
+    own hit (`Registry.get_client`) with the settings' hash already known: the entry for that
+    hash in the default registry's table, its use counted and its tick taken as there. No
+    client, entry or registry is held by the memo, so an evicted client, a closed or replaced
+    default registry, or a fork are all seen here as "not in the table": the slow path then
+    asks the registry, which builds or refuses as it does for `get_client`.
     """
     memo_table = wrapper.memo
-    environ_keys = _ENV_DATA.keys() if _ENV_DATA is not None else None
-    environ_get = _ENV_DATA.get if _ENV_DATA is not None else None
+    environ_keys = _ENV_KEYS
+    environ_get = _ENV_GET
     function = wrapper.function
+    defaults = _defaults
 
     def drop_in(**kwargs: Any) -> Any:
-        settings: ProviderSettings | None = None
-        given = kwargs.get
+        key = kwargs.get("api_key")  # _memo_key, written out
         try:
-            bucket = memo_table.get(hash((given("api_key"), given("base_url"))))
+            bucket = memo_table.get(hash(key) if key is not None else hash(kwargs.get("base_url")))
         except TypeError:  # an unhashable key or URL: never memoised
             bucket = None
-        if bucket is not None and environ_keys is not None:
+        settings: ProviderSettings | None = None
+        if bucket is not None:
             for memo in bucket:
                 if (
                     memo.kwargs == kwargs
                     and environ_keys.isdisjoint(memo.absent)
-                    and (not memo.present or tuple(map(environ_get, memo.present)) == memo.values)  # type: ignore[arg-type]
+                    and (not memo.present or tuple(map(environ_get, memo.present)) == memo.values)
+                    and (not memo.numbers or not any(kwargs[name].__class__ is bool for name in memo.numbers))
                 ):
-                    for name in memo.numbers:
-                        if kwargs[name].__class__ is bool:
-                            break
-                    else:
-                        settings = memo.settings
-                        break
+                    registry = defaults._default
+                    if registry is not None and not registry._closed:
+                        table = registry._async if is_async else registry._sync
+                        entry = table.get(memo.key)
+                        if entry is not None:
+                            count = entry.counters.get(None)
+                            if count is not None:  # as Registry.get_client's hit, by the memo's hash
+                                if registry._ordered:
+                                    table.move_to_end(memo.key)
+                                entry.used = registry._hits.hit()
+                                count.hit()
+                                return entry.client
+                    settings = memo.settings
+                    break
         if settings is None:
             settings = wrapper.settings(kwargs)
-        registry = _defaults._default
+        registry = defaults._default
         if registry is None:
-            registry = _defaults.default_registry()
+            registry = defaults.default_registry()
         try:
             try:
                 return registry.get_async_client(settings) if is_async else registry.get_client(settings)
             except RegistryClosedError:  # closed since: the default registry is made anew
-                registry = _defaults.default_registry()
+                registry = defaults.default_registry()
                 return registry.get_async_client(settings) if is_async else registry.get_client(settings)
         except (RegistryError, SettingsError) as exc:
             raise _renamed(exc, function, is_async) from exc.__cause__
@@ -347,6 +374,16 @@ def _renamed(exc: Exception, function: str, is_async: bool) -> Exception:
         return type(exc)(message)
     except Exception:  # an error type that wants other arguments: keep it as it was
         return exc
+
+
+def _memo_key(kwargs: Mapping[str, Any]) -> int:
+    """The memo's key for a call: ``hash()`` of its API key, or of its URL when it gives no key.
+
+    An int, so no string made from a secret is kept as a key. Calls that differ in anything
+    else share a bucket and are told apart there. Raises TypeError for an unhashable value.
+    """
+    key = kwargs.get("api_key")
+    return hash(key) if key is not None else hash(kwargs.get("base_url"))
 
 
 def _memoisable(value: object) -> bool:

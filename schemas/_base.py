@@ -298,6 +298,9 @@ class ProviderSettings(SettingsModel):
         if exclusive_given > 1:
             _check_exclusive(cls, data)
         filled: dict[str, Any] | None = None
+        if data.get("timeout").__class__ is str:  # "none" / "inf" from a file or a variable: no timeout
+            filled = dict(data)
+            filled["timeout"] = _no_limit_word(data["timeout"])
         key_env = data.get("api_key_env")
         for field, variable, encoded, blockers in cls._env_plan:
             current = data if filled is None else filled
@@ -363,16 +366,11 @@ class ProviderSettings(SettingsModel):
     def _check_verify(cls, value: bool | str) -> bool | str:
         return verify_value(value)
 
-    @field_validator("timeout", mode="before")
-    @classmethod
-    def _timeout_words(cls, value: Any) -> Any:
-        return _no_limit_word(value)
-
     @field_validator("timeout")
     @classmethod
     def _check_timeout(cls, value: float | TimeoutParts | None) -> float | TimeoutParts | None:
-        if isinstance(value, float | int):
-            return _seconds_or_none(float(value), "timeout")
+        if isinstance(value, float) and not (0 < value < math.inf):  # "none"/"inf" text: _fill_from_environment
+            return _seconds_or_none(value, "timeout")
         return value
 
     @field_validator("default_headers")

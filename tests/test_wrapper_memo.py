@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +15,7 @@ import registry
 import registry._default
 from registry import Registry, get_client, get_groq_client, get_openai_client
 from registry import wrappers as wrappers_module
+from registry.index import KeyIndex
 from schemas import GroqSettings, OpenAISettings, SettingsError
 from tests.fake_server import FakeServer
 from tests.registry_helpers import chat
@@ -174,3 +178,58 @@ def test_threads_get_the_client_of_their_arguments(server: FakeServer) -> None:
     for t in threads:
         t.join(timeout=60)
     assert wrong == []
+
+
+def test_a_memo_hit_is_a_registry_hit_in_every_respect(
+    server: FakeServer, monkeypatch: pytest.MonkeyPatch, slow_calls: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    # A memo hit takes the client from the registry's table itself: it must count the hit, the
+    # use in the index, the least-recently-used order and the time of the hand-out, as
+    # get_client does.
+    index = tmp_path / "memo.sqlite"
+    small = Registry(max_clients=2, index_path=index)
+    monkeypatch.setattr(registry._default, "_default", small)
+    url = f"{server.url}/v1"
+    try:
+        a = get_openai_client(api_key="sk-a", base_url=url)
+        get_openai_client(api_key="sk-b", base_url=url)
+        time.sleep(1.0)
+        assert get_openai_client(api_key="sk-a", base_url=url) is a  # a memo hit
+        assert len(slow_calls) == 2
+        stats = small.stats()
+        assert (stats.hits, stats.misses, stats.builds) == (1, 2, 2)
+        assert small.prune(older_than=0.5) == 1  # b only: a was handed out after the pause
+        assert small.stats().live_clients == 1
+        get_openai_client(api_key="sk-b", base_url=url)  # rebuilt
+        get_openai_client(api_key="sk-a", base_url=url)  # a memo hit: a is now the most recent
+        get_openai_client(api_key="sk-c", base_url=url)  # evicts the least recent: b, not a
+        assert get_openai_client(api_key="sk-a", base_url=url) is a
+        assert small.stats().evictions == 2  # b pruned, b evicted
+        small.close()
+        with KeyIndex(index, create=False) as read:
+            record = read.get(OpenAISettings(api_key="sk-a", base_url=url).config_hash)
+        assert record is not None and record.uses == 4  # every hand-out of a, three of them memo hits
+    finally:
+        small.close()
+
+
+def test_a_memo_hit_after_fork_uses_the_childs_registry(server: FakeServer) -> None:
+    kwargs = {"api_key": "sk-fork", "base_url": f"{server.url}/v1"}
+    parent_client = get_openai_client(**kwargs)
+    get_openai_client(**kwargs)  # memoised
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its registry starts empty, so the memo must not hand out the parent's client
+        try:
+            child_client = get_openai_client(**kwargs)
+            ok = child_client is not parent_client and chat(child_client) == "echo: hello"
+            ok = ok and get_openai_client(**kwargs) is child_client
+            os.write(write, b"ok" if ok else b"wrong")
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        answer = pipe.read()
+    os.waitpid(pid, 0)
+    assert answer == b"ok"
+    assert get_openai_client(**kwargs) is parent_client
