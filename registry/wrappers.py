@@ -334,15 +334,17 @@ def _drop_in(wrapper: _Wrapper, *, is_async: bool, doc: str) -> Callable[..., An
                     registry = defaults._default
                     if registry is not None and not registry._closed:
                         table = registry._async if is_async else registry._sync
-                        entry = table.get(memo.key)
-                        if entry is not None:
-                            count = entry.counters.get(None)
-                            if count is not None:  # as Registry.get_client's hit, by the memo's hash
-                                if registry._ordered:
-                                    table.move_to_end(memo.key)
-                                entry.used = registry._hits.hit()
-                                count.hit()
-                                return entry.client
+                        try:  # subscripts, not .get(): a miss goes the slow way anyway
+                            entry = table[memo.key]
+                            count = entry.counters[None]
+                        except KeyError:
+                            pass
+                        else:  # as Registry.get_client's hit, by the memo's hash
+                            if registry._ordered:
+                                table.move_to_end(memo.key)
+                            entry.used = registry._hits.hit()
+                            count.hit()
+                            return entry.client
                     settings = memo.settings
                     break
         if settings is None:
