@@ -332,7 +332,7 @@ def _drop_in(wrapper: _Wrapper, *, is_async: bool, doc: str) -> Callable[..., An
                     and (not memo.numbers or not any(kwargs[name].__class__ is bool for name in memo.numbers))
                 ):
                     registry = defaults._default
-                    if registry is not None and not registry._closed:
+                    if registry is not None:
                         table = registry._async if is_async else registry._sync
                         try:  # subscripts, not .get(): a miss goes the slow way anyway
                             entry = table[memo.key]
@@ -344,7 +344,8 @@ def _drop_in(wrapper: _Wrapper, *, is_async: bool, doc: str) -> Callable[..., An
                                 table.move_to_end(memo.key)
                             entry.used = registry._hits.hit()
                             count.hit()
-                            return entry.client
+                            if not registry._closed:  # checked last, as get_client does
+                                return entry.client
                     settings = memo.settings
                     break
         if settings is None:

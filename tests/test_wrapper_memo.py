@@ -233,3 +233,38 @@ def test_a_memo_hit_after_fork_uses_the_childs_registry(server: FakeServer) -> N
     os.waitpid(pid, 0)
     assert answer == b"ok"
     assert get_openai_client(**kwargs) is parent_client
+
+
+def test_memo_hits_racing_the_default_registrys_close(server: FakeServer) -> None:
+    # Threads take clients through the memo while the default registry is closed and replaced
+    # under them: no call fails, and each lands on the registry live at the end.
+    kwargs = {"api_key": "sk-race", "base_url": f"{server.url}/v1"}
+    get_openai_client(**kwargs)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(5)
+
+    def hammer() -> None:
+        barrier.wait(timeout=30)
+        while not stop.is_set():
+            try:
+                get_openai_client(**kwargs)
+            except BaseException as exc:  # anything escaping the hit path is the bug
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    barrier.wait(timeout=30)
+    for _ in range(50):
+        registry.default_registry().close()
+        get_openai_client(**kwargs)  # makes the next default registry
+    stop.set()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    live = registry.default_registry()
+    client = get_openai_client(**kwargs)
+    assert client is live.get_client(OpenAISettings(**kwargs))
+    assert chat(client) == "echo: hello"
