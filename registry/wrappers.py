@@ -84,6 +84,9 @@ _NOT_REPRESENTABLE = {
 }
 _RENAMED = {"_strict_response_validation": "strict_response_validation"}
 _PROVIDER_ARGUMENTS = ("api_key", "azure_ad_token_provider")  # a callable here is a provider
+# A default registry closed while a call asked it is replaced and asked again; only a
+# registry closed this many times in a row during one call makes the call fail.
+_CLOSED_RETRIES = 100
 _MEMO_SIZE = 1024  # keys (or URLs, for calls without a key) per wrapper
 _BUCKET_SIZE = 8  # argument sets per key: at most 8,192 memo entries per wrapper
 # os.environ's own dict (encoded names and values), read without a Python-level call per name;
@@ -353,14 +356,17 @@ def _drop_in(wrapper: _Wrapper, *, is_async: bool, doc: str) -> Callable[..., An
         registry = defaults._default
         if registry is None:
             registry = defaults.default_registry()
-        try:
+        attempts = 0
+        while True:
             try:
                 return registry.get_async_client(settings) if is_async else registry.get_client(settings)
-            except RegistryClosedError:  # closed since: the default registry is made anew
+            except RegistryClosedError as exc:  # closed since: the default registry is made anew
+                attempts += 1
+                if attempts > _CLOSED_RETRIES:
+                    raise _renamed(exc, function, is_async) from exc.__cause__
                 registry = defaults.default_registry()
-                return registry.get_async_client(settings) if is_async else registry.get_client(settings)
-        except (RegistryError, SettingsError) as exc:
-            raise _renamed(exc, function, is_async) from exc.__cause__
+            except (RegistryError, SettingsError) as exc:
+                raise _renamed(exc, function, is_async) from exc.__cause__
 
     drop_in.__name__ = drop_in.__qualname__ = function
     drop_in.__doc__ = doc
