@@ -118,13 +118,14 @@ HIT = (
     "misses: best of 3 x {index_hits:,} calls per round (timeit), median of {index_rounds} rounds; a hit does no "
     "I/O with either store (it bumps a use counter the recorder reads later)"
 )
+# "A hit unchanged" (issue 13) judged with the tolerance the project gives "no extra work on a
+# hit" elsewhere (metrics on vs off).
+UNCHANGED = "<= 1.05x (unchanged)"
 INDEX_ROWS = (
     Row("miss_index_on_vs_off", "miss with the SQLite key index on vs off", "s", "<= 1.3x", MISS),
     Row("miss_postgresql_index_on_vs_off", "miss with the PostgreSQL key index on vs off", "s", "<= 1.3x", MISS),
-    Row("hit_index_on_vs_off", "hit with the SQLite key index on vs off", "s", "<= 1.1x (unchanged)", HIT),
-    Row(
-        "hit_postgresql_index_on_vs_off", "hit with the PostgreSQL key index on vs off", "s", "<= 1.1x (unchanged)", HIT
-    ),
+    Row("hit_index_on_vs_off", "hit with the SQLite key index on vs off", "s", UNCHANGED, HIT),
+    Row("hit_postgresql_index_on_vs_off", "hit with the PostgreSQL key index on vs off", "s", UNCHANGED, HIT),
 )
 
 
@@ -173,7 +174,7 @@ def measure_index(ctx: Context) -> list[Figure]:
             )
         )
         figures.append(
-            hit_row.measured(on_hit, [Baseline("index off", off_hit)], passed=on_hit.median <= 1.1 * off_hit.median)
+            hit_row.measured(on_hit, [Baseline("index off", off_hit)], passed=on_hit.median <= 1.05 * off_hit.median)
         )
     return figures
 
