@@ -195,8 +195,8 @@ LABELS: dict[str, tuple[str, bool]] = {
 }
 COMMON = (
     "each agent with its own api key (one per tenant); default: {what}, given a key and a loopback URL "
-    "(never contacted); registry: the same built from registry clients (Registry(index_path='off'), one "
-    "shared pool); each framework and side in a fresh interpreter, imports and 3 warm-up agents before the "
+    "(never contacted); registry: the same built from registry clients (Registry(index_path='off'): shared "
+    "pools); each framework and side in a fresh interpreter, imports and 3 warm-up agents before the "
     "clock, sides alternating, median of {framework_rounds} rounds; RSS: resident memory after the agents "
     "are built (gc.collect()) minus before, the agents kept alive"
 )
