@@ -21,10 +21,12 @@ class Counts:
 
     hot_seconds: float = 0.04  # short rounds, many of them: a median that rides out other load
     hot_rounds: int = 21
-    metrics_rounds: int = 5  # fresh interpreter per round and mode
+    metrics_processes: int = 10  # fresh interpreters per mode
     misses: int = 200
     plain_builds: int = 5
     miss_rounds: int = 5
+    index_rounds: int = 7  # index off / SQLite / PostgreSQL, a fresh registry each per round
+    index_hits: int = 20_000
     rss_keys: tuple[int, int] = (1_000, 10_000)
     rss_rounds: int = 3
     rss_plain: int = 60
@@ -47,20 +49,24 @@ class Counts:
     index_churn_max_clients: int = 50
     import_rounds: int = 5
     history_configs: int = 100_000
+    history_events: int = 1_000_000
     history_rounds: int = 3
     fleet_processes: int = 8
     fleet_seconds: float = 60.0
-    fleet_history_configs: int = 100_000
-    fleet_history_events: int = 1_000_000
+    framework_agents: int = 1_000
+    framework_rounds: int = 1
+    framework_fresh_processes: bool = True  # quick: every framework and side in one interpreter
 
 
 QUICK = Counts(
     hot_seconds=0.002,
     hot_rounds=2,
-    metrics_rounds=1,
+    metrics_processes=1,
     misses=5,
     plain_builds=1,
     miss_rounds=2,
+    index_rounds=1,
+    index_hits=200,
     rss_keys=(10, 100),
     rss_rounds=1,
     rss_plain=3,
@@ -83,11 +89,13 @@ QUICK = Counts(
     index_churn_max_clients=5,
     import_rounds=1,
     history_configs=300,
+    history_events=3_000,
     history_rounds=1,
     fleet_processes=2,
     fleet_seconds=1.0,
-    fleet_history_configs=200,
-    fleet_history_events=1_000,
+    framework_agents=5,
+    framework_rounds=1,
+    framework_fresh_processes=False,
 )
 
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
-from benchmarks._context import Context, worker
-from benchmarks._figure import Baseline, Figure, Measurement, Row, Skip, describe_error
+from benchmarks._context import Context
+from benchmarks._figure import Baseline, Figure, Measurement, Row, describe_error
 from benchmarks._stats import Sample, per_call
 
 # What a framework passes on every call: the same keyword arguments, in the same order, for
@@ -208,61 +208,4 @@ def measure_hits(ctx: Context) -> list[Figure]:
     return figures
 
 
-# ---- metrics on vs off (issue 14) ---------------------------------------------------------
-
-METRICS_ROW = Row(
-    "hit_metrics_on_vs_off",
-    "hit with OpenTelemetry metrics on vs off",
-    "s",
-    "<= 1.05x",
-    f"{HOT}; fresh interpreter per round and mode, modes alternating; on: registry.instrument() "
-    "with the OpenTelemetry SDK's MeterProvider and an in-memory reader (never collected while timing)",
-)
-
-
-def metrics_hit(mode: str, seconds: str, rounds: str) -> dict[str, Any]:
-    """Worker: the settings-object hit, with ``registry.instrument(...)`` called first when mode is 'on'."""
-    import os
-    import tempfile
-
-    import registry
-    from registry import Registry
-    from schemas import OpenAISettings
-
-    if mode == "on":
-        instrument = getattr(registry, "instrument", None)
-        if instrument is None:
-            return {"error": "registry.instrument() does not exist yet (issue 14)"}
-        try:
-            from opentelemetry.sdk.metrics import MeterProvider
-            from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-        except ImportError:
-            return {"skip": "opentelemetry-sdk is not installed (the [otel] extra and its SDK)"}
-        instrument(meter_provider=MeterProvider(metric_readers=[InMemoryMetricReader()]))
-    with tempfile.TemporaryDirectory() as tmp, Registry(index_path=os.path.join(tmp, "i.sqlite")) as reg:
-        settings = OpenAISettings(**KWARGS)
-        reg.get_client(settings)
-        namespace = {"get": reg.get_client, "s": settings}
-        sample = per_call({"hit": "get(s)"}, namespace, seconds=float(seconds), rounds=int(rounds))["hit"]
-    return {"median": sample.median}
-
-
-def measure_metrics(ctx: Context) -> list[Figure]:
-    on: list[float] = []
-    off: list[float] = []
-    for _ in range(ctx.counts.metrics_rounds):
-        for mode, into in (("off", off), ("on", on)):
-            result = worker("hot_path:metrics_hit", mode, ctx.counts.hot_seconds, ctx.counts.hot_rounds)
-            if "skip" in result:
-                raise Skip(result["skip"])
-            if "error" in result:
-                return [METRICS_ROW.measured(None, error=result["error"])]
-            into.append(result["median"])
-    ours, base = Sample(tuple(on)), Sample(tuple(off))
-    return [METRICS_ROW.measured(ours, [Baseline("metrics off", base)], passed=ours.median <= 1.05 * base.median)]
-
-
-MEASUREMENTS = (
-    Measurement("hot", ROWS, measure_hits),
-    Measurement("metrics", (METRICS_ROW,), measure_metrics),
-)
+MEASUREMENTS = (Measurement("hot", ROWS, measure_hits),)

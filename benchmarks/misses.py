@@ -1,12 +1,10 @@
-"""Misses on a warm transport next to plain SDK construction; a miss with the key index on and off."""
+"""Misses on a warm transport next to plain SDK construction (the index on vs off: `benchmarks.fleet`)."""
 
 from __future__ import annotations
 
 import itertools
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from benchmarks._context import Context
@@ -88,25 +86,6 @@ def measure_warm_miss(*, misses: int, plain: int, rounds: int) -> dict[str, tupl
     return results
 
 
-def measure_index_miss(*, misses: int, rounds: int) -> tuple[Sample, Sample]:
-    """(index on, index off) seconds per openai miss on a warm transport, alternating each round.
-
-    Each round uses a fresh registry (and index file); its first, untimed miss warms the
-    transport and opens the index.
-    """
-    on: list[float] = []
-    off: list[float] = []
-    with tempfile.TemporaryDirectory(prefix="clientreg-bench-") as tmp:
-        for round_no in range(rounds + 1):  # round 0 is a warm-up (imports, SSL context)
-            for index_path, into in ((Path(tmp, f"index-{round_no}.sqlite"), on), ("off", off)):
-                with Registry(index_path=index_path) as reg:
-                    reg.get_client(OpenAISettings(api_key=_new_key()))  # the transport, warm
-                    seconds = registry_miss_seconds(reg, OpenAISettings, misses)
-                if round_no:
-                    into.append(seconds)
-    return Sample(tuple(on)), Sample(tuple(off))
-
-
 MISS = "one thread, sequential; each miss a new api key on the registry's warm pool, its settings built in the timing"
 MISS_ROWS = tuple(
     Row(
@@ -119,13 +98,6 @@ MISS_ROWS = tuple(
     )
     for provider in PROVIDERS
 )
-INDEX_ROW = Row(
-    "miss_index_on_vs_off",
-    "miss with the SQLite key index on vs off",
-    "s",
-    "<= 1.3x",
-    f"{MISS}; openai; a fresh registry (and index file) per round, on and off alternating",
-)
 
 
 def measure_misses(ctx: Context) -> list[Figure]:
@@ -137,12 +109,4 @@ def measure_misses(ctx: Context) -> list[Figure]:
     return figures
 
 
-def measure_index(ctx: Context) -> list[Figure]:
-    on, off = measure_index_miss(misses=ctx.counts.misses, rounds=ctx.counts.miss_rounds)
-    return [INDEX_ROW.measured(on, [Baseline("index off", off)], passed=on.median <= 1.3 * off.median)]
-
-
-MEASUREMENTS = (
-    Measurement("misses", MISS_ROWS, measure_misses),
-    Measurement("misses", (INDEX_ROW,), measure_index),
-)
+MEASUREMENTS = (Measurement("misses", MISS_ROWS, measure_misses),)

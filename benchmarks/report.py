@@ -17,6 +17,14 @@ README_BEGIN = "<!-- benchmarks:table begin: written by `python -m benchmarks`, 
 README_END = "<!-- benchmarks:table end -->"
 SUMMARY_BEGIN = "<!-- benchmarks:summary begin: written by `python -m benchmarks`, do not edit by hand -->"
 SUMMARY_END = "<!-- benchmarks:summary end -->"
+# The frameworks whose default builds a client per agent (the judged rows), as the summary names them.
+FRAMEWORK_SUMMARY = (
+    ("pydantic-ai", "pydantic_ai"),
+    ("AzureChatOpenAI", "langchain_azure"),
+    ("openai-agents", "openai_agents"),
+    ("AutoGen", "autogen"),
+)
+STORE_SUMMARY = (("PostgreSQL", "postgresql"), ("SQLite", "sqlite"))
 
 
 def _sig(value: float) -> str:
@@ -237,6 +245,37 @@ def render_summary(results: dict[str, Any]) -> str:
                 f"(a request and a stream each); plain SDK {_baseline(loops, 'plain')}, Langroid "
                 f"{_baseline(loops, 'Langroid')}."
             )
+    built = [
+        (name, key.replace("_", "-"), figure)
+        for name, key in FRAMEWORK_SUMMARY
+        if (figure := _figure(results, f"framework_{key}_build")) is not None
+    ]
+    if built:
+        agents = results["counts"]["framework_agents"]
+        each = ", ".join(f"{name} {value(f)} vs {_baseline(f, default)}" for name, default, f in built)
+        lines.append(f"- {agents:,} agents built on registry clients vs each framework's default client: {each}.")
+    history = [(name, _figure(results, f"history_{store}")) for name, store in STORE_SUMMARY]
+    if any(figure is not None for _, figure in history):
+        counts = results["counts"]
+        each = ", ".join(f"{value(figure)} on {name}" for name, figure in history if figure is not None)
+        lines.append(
+            f"- `clientreg history` on {counts['history_configs']:,} configs and {counts['history_events']:,} "
+            f"events: {each} (interpreter start included)."
+        )
+    writers = [(name, _figure(results, f"fleet_writers_{store}")) for name, store in STORE_SUMMARY]
+    if any(figure is not None for _, figure in writers):
+        counts = results["counts"]
+        each = ", ".join(f"{value(figure)} on {name}" for name, figure in writers if figure is not None)
+        lines.append(
+            f"- {counts['fleet_processes']} processes handing out clients for {counts['fleet_seconds']:g} s into one "
+            f"index: uses lost {each}."
+        )
+    metrics = _figure(results, "hit_metrics_on_vs_off")
+    if metrics is not None:
+        lines.append(
+            f"- A hit with OpenTelemetry metrics on: {value(metrics)}, against {_baseline(metrics, 'metrics off')} "
+            "off (fresh interpreters, both importing the OpenTelemetry SDK)."
+        )
     not_measured = [f for f in results["figures"].values() if f["status"] != "measured"]
     if not_measured:
         lines.append(f"- Not measured in this run: {len(not_measured)} figures (the table says why for each).")

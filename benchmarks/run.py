@@ -1,7 +1,7 @@
 """Measure clientreg next to the plain SDKs and Langroid's client cache; print and write the table.
 
-python -m benchmarks                   # the full run (~10 min on 2 cores); rewrites RESULTS.md and the README's table
-python -m benchmarks --quick           # tiny counts, seconds: proves every row still runs
+python -m benchmarks                   # the full run (~15 min on 2 cores); rewrites RESULTS.md and the README's table
+python -m benchmarks --quick           # tiny counts, under a minute: proves every row still runs
 python -m benchmarks --only hot,loops  # some sections (never rewrites RESULTS.md or the README)
 python -m benchmarks --render FILE     # rewrite RESULTS.md and the README from a saved run's JSON
 
@@ -26,13 +26,14 @@ from typing import Any
 from benchmarks import (
     connections,
     fleet,
-    history,
+    frameworks,
     hot_path,
     imports,
     index_growth,
     loops,
     machine,
     memory,
+    metrics_overhead,
     misses,
     peer,
 )
@@ -42,16 +43,21 @@ from benchmarks.report import render_conditions, render_markdown, render_table, 
 
 HERE = Path(__file__).resolve().parent
 
+# The order of the table. The key index's figures (sections "index", "history", "fleet") show
+# the SQLite and PostgreSQL stores side by side.
 MEASUREMENTS: tuple[Measurement, ...] = (
     *hot_path.MEASUREMENTS,
+    *metrics_overhead.MEASUREMENTS,
     *misses.MEASUREMENTS,
     *memory.MEASUREMENTS,
     *connections.MEASUREMENTS,
     *loops.MEASUREMENTS,
+    fleet.INDEX,
     *index_growth.MEASUREMENTS,
-    *history.MEASUREMENTS,
+    *fleet.HISTORY,
+    *fleet.WRITERS,
     *imports.MEASUREMENTS,
-    *fleet.MEASUREMENTS,
+    *frameworks.MEASUREMENTS,
 )
 SECTIONS = tuple(dict.fromkeys(m.section for m in MEASUREMENTS))
 
@@ -115,8 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="clientreg-bench-") as tmp:
         scratch = Path(tmp)
         # The default registry (behind the keyword wrappers) records into a scratch index,
-        # never into the user's own.
+        # never into the user's own; one fingerprint key for the run and its workers, so no
+        # key file is made in the user's data directory.
         os.environ["CLIENTREG_INDEX"] = str(scratch / "default-index.sqlite")
+        os.environ["CLIENTREG_FINGERPRINT_KEY"] = "clientreg-benchmarks-fingerprint-key"
         ctx = Context(counts, fetch=not args.no_fetch, scratch=scratch)
         loaded = ctx.langroid()
         if loaded is None:

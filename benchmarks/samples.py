@@ -82,7 +82,7 @@ def render_sample() -> str:
         show("clientreg history", 8)
         old, new = _built_hash(first), _built_hash(second)
         if old and new:
-            show(f"clientreg show {old[:4]}", 10, 4)
+            show(f"clientreg show {old[:4]}", 11, 4)
             show(f"clientreg diff {old[:4]} {new[:4]}", 8)
         show("clientreg prune --older-than 30d --dry-run", 4)
     return "```console\n" + "\n\n".join(parts) + "\n```"

@@ -7,7 +7,10 @@ cached its rows are measured, without it they say why they are missing.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,7 +19,11 @@ from typing import Any
 
 import pytest
 
+from benchmarks.fleet import build_record, count_events
+from benchmarks.frameworks import installed
 from benchmarks.report import README_BEGIN, README_END, SUMMARY_BEGIN, SUMMARY_END, render_markdown, write_readme
+from benchmarks.run import MEASUREMENTS
+from tests import postgres_helpers
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,7 +37,6 @@ FIGURES = {
     "miss_warm_transport_openai",
     "miss_warm_transport_groq",
     "miss_warm_transport_cerebras",
-    "miss_index_on_vs_off",
     "rss_1000_keys",
     "rss_10000_keys",
     "rss_churn_index_on_vs_off",
@@ -48,12 +54,21 @@ FIGURES = {
     "async_threads_errors",
     "async_threads_connections",
     "async_threads_sockets",
+    "miss_index_on_vs_off",
+    "miss_postgresql_index_on_vs_off",
+    "hit_index_on_vs_off",
+    "hit_postgresql_index_on_vs_off",
     "index_bytes_churn_1h",
-    "history",
+    "history_sqlite",
+    "history_postgresql",
+    "fleet_writers_sqlite",
+    "fleet_writers_postgresql",
     "import",
-    "fleet_writers_uses_lost",
-    "fleet_miss_index_on_vs_off",
-    "fleet_history",
+    *(
+        f"framework_{name}_{figure}"
+        for name in ("pydantic_ai", "langchain", "langchain_azure", "openai_agents", "autogen", "litellm")
+        for figure in ("build", "rss")
+    ),
 }
 # Rows measured by clientreg's own code with nothing optional: these must never be SKIP.
 ALWAYS_MEASURABLE = {
@@ -61,11 +76,19 @@ ALWAYS_MEASURABLE = {
     "settings_construction",
     "miss_warm_transport_openai",
     "miss_index_on_vs_off",
+    "hit_index_on_vs_off",
     "rss_10000_keys",
     "distinct_keys_connections",
     "agents_concurrent_connections",
-    "history",
+    "history_sqlite",
+    "fleet_writers_sqlite",
     "import",
+}
+POSTGRES_ROWS = {
+    "miss_postgresql_index_on_vs_off",
+    "hit_postgresql_index_on_vs_off",
+    "history_postgresql",
+    "fleet_writers_postgresql",
 }
 
 
@@ -118,6 +141,52 @@ def test_quick_mode_reports_every_figure_well_formed(quick: tuple[dict[str, Any]
                 _check_sample(baseline["sample"])
     for key in ALWAYS_MEASURABLE:
         assert results["figures"][key]["status"] == "measured", (key, results["figures"][key]["reason"])
+
+
+def test_every_row_is_declared_once() -> None:
+    # One implementation per figure: a key declared twice would hide one measurement behind the other.
+    keys = [row.key for measurement in MEASUREMENTS for row in measurement.rows]
+    assert len(keys) == len(set(keys))
+    assert set(keys) == FIGURES
+
+
+def test_optional_rows_are_measured_where_their_parts_are_installed(quick: tuple[dict[str, Any], str]) -> None:
+    results, _ = quick
+    figures = results["figures"]
+    unreachable = postgres_helpers._why_unreachable()
+    for key in POSTGRES_ROWS:
+        figure = figures[key]
+        if unreachable is None or os.environ.get("CI", "").lower() == "true":
+            assert figure["status"] == "measured", (key, figure["reason"])
+        else:
+            assert figure["status"] == "skipped", key
+            assert "PostgreSQL" in figure["reason"] or "psycopg" in figure["reason"], figure["reason"]
+    if importlib.util.find_spec("opentelemetry.sdk") is not None:
+        assert figures["hit_metrics_on_vs_off"]["status"] == "measured", figures["hit_metrics_on_vs_off"]["reason"]
+    for name in ("pydantic-ai", "langchain", "langchain-azure", "openai-agents", "autogen", "litellm"):
+        rows = [f"framework_{name.replace('-', '_')}_{figure}" for figure in ("build", "rss")]
+        for key in rows:
+            if installed(name):
+                assert figures[key]["status"] == "measured", (key, figures[key]["reason"])
+                # Every agent on one shared pool (LangChain: one sync and one async).
+                pools = re.search(r"every agent on (\d+) shared pool", figures[key]["note"])
+                assert pools is not None and 1 <= int(pools.group(1)) <= 2, figures[key]["note"]
+            else:
+                assert figures[key]["status"] == "skipped" and "not installed" in figures[key]["reason"], key
+
+
+def test_the_history_record_holds_the_event_rows_its_row_names(tmp_path: Path) -> None:
+    # Evictions by one process on one day coalesce into one counted row; the record gives each a
+    # pid of its own so that "1,000,000 events" are a million rows, not one per config.
+    path = str(tmp_path / "index.sqlite")
+    build_record(path, 30, 300)
+    assert count_events("sqlite", path) == 300
+
+
+def test_the_history_record_holds_the_event_rows_its_row_names_in_postgresql() -> None:
+    with postgres_helpers.schema("bench") as where:
+        build_record(where.url, 30, 300)
+        assert count_events("postgresql", where.url) == 300
 
 
 def test_langroid_rows_are_measured_or_say_why(quick: tuple[dict[str, Any], str]) -> None:

@@ -1,6 +1,6 @@
 """Eight processes, standing in for hosts, write one PostgreSQL index at once: exact counts, no deadlock, drift found.
 
-The bounded version of the benchmark's 60-second run (``python -m benchmarks.fleet_stores``).
+The bounded version of the benchmark's 60-second run (``python -m benchmarks --only fleet``).
 """
 
 from __future__ import annotations
