@@ -75,8 +75,8 @@ DEFAULT_RETENTION: Final = 90 * 86_400.0
 CLOSE_TIMEOUT: Final = 1.0
 """How long ``close()`` and interpreter exit wait, in all, for the last write (seconds)."""
 
-_MAX_PENDING: Final = 5_000  # records waiting beyond those the registry holds
-_CANONICAL_CACHE: Final = 1_024  # canonical JSON kept per config hash, for configs that churn
+_MAX_PENDING: Final = 2_000  # records waiting beyond those the registry holds (about 1 KB each)
+_CANONICAL_CACHE: Final = 512  # canonical JSON kept per config hash, for configs that churn
 _HURRY_AT: Final = 500  # this many records waiting: write now rather than at the next interval
 _BATCH: Final = 500  # records written per transaction: bounds the memory a write takes
 _TRIM_EVERY: Final = 3_600.0  # seconds between two retention passes of one recorder

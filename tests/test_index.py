@@ -91,6 +91,25 @@ def test_apply_merges_uses_profiles_and_times(path: Path) -> None:
         assert index.get(_hash("ff")) is None
 
 
+@pytest.mark.parametrize("size", [1, 3, 512, 513, 1300])
+def test_a_batch_of_any_size_is_written_once_with_exact_counts(path: Path, size: int) -> None:
+    # Batches go in a few hundred rows per statement, padded to few shapes: no row is lost,
+    # none is counted twice, whatever the size.
+    hashes = [f"{i:064x}" for i in range(size)]
+    with KeyIndex(path) as index:
+        for _ in range(2):
+            index.apply(
+                [_use(h, "p" if i % 7 == 0 else None, uses=i % 5 + 1) for i, h in enumerate(hashes)],
+                [NewEvent(1001.0, h, None, "evicted", count=2) for h in hashes],
+            )
+        records = {r.config_hash: r for r in index.list_configs(limit=size + 10)}
+        assert set(records) == set(hashes)
+        assert all(records[h].uses == 2 * (i % 5 + 1) for i, h in enumerate(hashes))
+        for h in (hashes[0], hashes[-1]):
+            evicted = [e for e in index.events(h) if e.kind == "evicted"]
+            assert [e.count for e in evicted] == [4]
+
+
 def test_drift_is_an_event_and_names_the_changed_fields(path: Path) -> None:
     old, new = _hash("a1"), _hash("b2")
     with KeyIndex(path) as index:

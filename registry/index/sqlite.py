@@ -84,6 +84,7 @@ _DAMAGED_KEY = "damaged:"
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_CANTOPEN = 5, 6, 14
 _T = TypeVar("_T")
+_I = TypeVar("_I")
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
@@ -203,6 +204,7 @@ class SQLiteIndex(KeyIndex):
             if state < SCHEMA_VERSION:
                 self._retrying(lambda: self._migrate(conn), conn=conn, write=True)
             conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable on app crash, fast
+            conn.execute(f"PRAGMA cache_size = -{_WRITER_CACHE_KIB}")
         except BaseException:
             conn.close()
             raise
@@ -432,22 +434,24 @@ class SQLiteIndex(KeyIndex):
         step, and a writer thread that steps once per row waits for a busy main thread at every
         one of them (the recorder then falls far behind a registry under churn).
         """
-        wanted = _encode(sorted(set(keys)))
-        found = self._conn.execute(
-            f"SELECT CAST(json_group_array(json_array(CAST(t.key AS TEXT), CAST(t.value AS TEXT))) AS BLOB) "
-            f'FROM "{table}" AS t '
-            "WHERE t.key IN (SELECT value FROM json_each(?))",
-            (wanted,),
-        ).fetchone()[0]
-        try:
-            pairs = [(key, value.encode()) for key, value in _decode(found)]
-        except (BadRowError, TypeError, ValueError, AttributeError):  # a value that is not UTF-8: row by row
-            pairs = []
-            for key in json.loads(wanted):
-                row = self._conn.execute(f'SELECT CAST(value AS BLOB) FROM "{table}" WHERE key = ?', (key,))
-                value = row.fetchone()
-                if value is not None:
-                    pairs.append((key, value[0]))
+        wanted = sorted(set(keys))
+        step = self._params_per_statement()
+        pairs: list[tuple[str, bytes]] = []
+        for start in range(0, len(wanted), step):
+            part = _padded(wanted[start : start + step])
+            found = self._conn.execute(
+                f"SELECT CAST(json_group_array(json_array(CAST(t.key AS TEXT), CAST(t.value AS TEXT))) AS BLOB) "
+                f'FROM "{table}" AS t WHERE t.key IN ({",".join(["?"] * len(part))})',
+                part,
+            ).fetchone()[0]
+            try:
+                pairs.extend((key, value.encode()) for key, value in _decode(found))
+            except (BadRowError, TypeError, ValueError, AttributeError):  # a value that is not UTF-8: row by row
+                for key in part:
+                    row = self._conn.execute(f'SELECT CAST(value AS BLOB) FROM "{table}" WHERE key = ?', (key,))
+                    value = row.fetchone()
+                    if value is not None:
+                        pairs.append((key, value[0]))
         out = {}
         for key, raw in pairs:
             try:
@@ -459,19 +463,25 @@ class SQLiteIndex(KeyIndex):
             out[key] = value
         return out
 
-    def _put(self, table: str, rows: list[tuple[str, str]]) -> None:
-        """Insert or replace ``(key, JSON object text)`` rows in one statement (see `_stored` for why one).
+    def _params_per_statement(self) -> int:
+        """Bound parameters one statement of a batch takes: 1,024, or the largest power of two SQLite allows."""
+        allowed = min(_MAX_PARAMS, self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+        return max(2, 1 << (allowed.bit_length() - 1))
 
-        The values go in as JSON, not as strings inside JSON: nothing to escape, and SQLite keeps
-        each value's text as it is (tested), so a stored config is the canonical JSON byte for byte.
+    def _put(self, table: str, rows: list[tuple[str, str]]) -> None:
+        """Insert or replace ``(key, JSON object text)`` rows, a few hundred per statement (see `_stored`).
+
+        Bound parameters, not one JSON array for SQLite to parse: each value is stored as the
+        text given, so a stored config is the canonical JSON byte for byte, and a batch makes
+        no big transient string in this long-lived thread (its heap would keep the high-water).
         """
-        if rows:
-            assert all(value.startswith("{") for _, value in rows)
-            batch = "[" + ",".join(f"[{_json_key(key)},{value}]" for key, value in rows) + "]"
+        assert all(value.startswith("{") for _, value in rows)
+        step = self._params_per_statement() // 2
+        for start in range(0, len(rows), step):
+            part = _padded(rows[start : start + step])
             self._conn.execute(
-                f'INSERT OR REPLACE INTO "{table}" (key, value) '
-                "SELECT json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]') FROM json_each(?) AS j",
-                (batch,),
+                f'INSERT OR REPLACE INTO "{table}" (key, value) VALUES ' + ",".join(["(?,?)"] * len(part)),
+                [item for row in part for item in row],
             )
 
     # ---- writes ----
@@ -942,6 +952,13 @@ _CONFIG_SHAPE = (
 )
 
 
+_MAX_PARAMS = 1_024  # bound parameters per statement of a batch: 512 rows of (key, value), or 1,024 keys read
+_WRITER_CACHE_KIB = 512
+"""Page cache of the recorder's connection (KiB; SQLite's default is 2,000): it lives as long as the
+process, and its writes touch few pages, mostly the newest end of each table and the OS page cache
+serves the rest."""
+
+
 def _is_hash(key: bytes) -> bool:
     return len(key) == 64 and all(c in b"0123456789abcdef" for c in key)
 
@@ -980,12 +997,14 @@ _WINDOW_AT = 66  # 1-based position of the window in an event key, after "<confi
 _KEY_LENGTH = 64 + 1 + _WINDOW_DIGITS + 1 + 20
 
 
-def _json_key(key: str) -> str:
-    # Hashes and event ids need no escaping (the common case, thousands per batch); a profile
-    # name in a meta key may.
-    if key.isascii() and key.isprintable() and '"' not in key and "\\" not in key:
-        return f'"{key}"'
-    return _encode(key)
+def _padded(items: list[_I]) -> list[_I]:
+    """``items`` made up to a power of two by repeating the last: a batch's statements take few shapes.
+
+    Each shape is a statement compiled and cached by ``sqlite3``; one per row count would fill
+    that cache with big programs. A repeated key read again, or a row written again, changes nothing.
+    """
+    size = 1 << max(len(items) - 1, 0).bit_length()
+    return items + items[-1:] * (size - len(items))
 
 
 def _event_range(config_hash: str) -> tuple[str, str]:
