@@ -156,6 +156,23 @@ def test_history_filters_by_host_profile_provider_time_and_limit(index: KeyIndex
     assert listed(provider="groq") == []
 
 
+def test_history_rows_are_the_summaries_as_the_history_table_shows_them(index: KeyIndex) -> None:
+    index.apply([_use(1, at=100.75, host="a")])
+    index.apply([_use(1, "slow\nline", at=250.5, uses=2, host="b")])
+    index.apply([_use(2, None, at=299.999, uses=5)])
+    index.apply([_use(3, "", at=1_700_000_000.25)])
+    for kw in ({}, {"limit": 2}, {"profile": "fast"}, {"host": "b"}, {"since": 250.0}, {"profile": "nobody"}):
+        summaries = index.list_summaries(**kw)
+        rows = index.history_rows(**kw)
+        assert len(rows) == len(summaries)
+        for row, s in zip(rows, summaries, strict=True):
+            config_hash, provider, profiles, first, last, uses = row
+            assert s.config_hash.startswith(config_hash) and len(config_hash) >= 12
+            assert (provider, profiles, uses) == (s.provider, ",".join(s.profiles), s.uses)
+            assert (int(first), int(last)) == (int(s.first_seen), int(s.last_seen))
+    assert [r[2] for r in index.history_rows()] == ["fast,slow\nline", "", ""]
+
+
 def test_prefixes_recent_profiles_prune_and_retention(index: KeyIndex) -> None:
     now = time.time()
     index.apply([_use(1, "gone", at=now - 40 * DAY)])

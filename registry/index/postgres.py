@@ -69,7 +69,7 @@ from registry.index.records import (
     event_order,
     plan_batch,
 )
-from registry.index.store import KeyIndex
+from registry.index.store import HistoryRow, KeyIndex
 
 logger = logging.getLogger("clientreg.index")
 
@@ -181,6 +181,10 @@ _SUMMARY_COLUMNS = (
     "c.config_hash, c.provider, c.profiles, date_part('epoch', c.first_seen), date_part('epoch', c.last_seen), c.uses"
 )
 _CONFIG_COLUMNS = _SUMMARY_COLUMNS + ", c.hosts, f.canonical"
+_HISTORY_COLUMNS = (
+    "left(c.config_hash, 12), c.provider, array_to_string(c.profiles, ','), "
+    "trunc(date_part('epoch', c.first_seen))::int8, trunc(date_part('epoch', c.last_seen))::int8, c.uses"
+)
 _CONFIGS = "{s}.configs c"
 _CONFIGS_AND_FORMS = "{s}.configs c JOIN {s}.canonical_forms f ON f.config_hash = c.config_hash"
 _EVENT_COLUMNS = (
@@ -1043,6 +1047,22 @@ class PostgresIndex(KeyIndex):
         """`list_configs` without the configs: five columns per row, no JSON decoded."""
         rows = self._select_configs(_SUMMARY_COLUMNS, profile, provider, since, limit, host, _summary_row)
         return rows[::-1] if newest_first else rows
+
+    def history_rows(
+        self,
+        *,
+        profile: str | None = None,
+        provider: str | None = None,
+        since: float | None = None,
+        limit: int | None = None,
+        host: str | None = None,
+    ) -> list[HistoryRow]:
+        """`list_summaries` as ``clientreg history`` prints it, shaped by the server.
+
+        The short hash, the profiles joined and whole seconds (``trunc``, as ``int()`` of the
+        same float): a third of the bytes and no array or float parsing for 100,000 rows.
+        """
+        return self._select_configs(_HISTORY_COLUMNS, profile, provider, since, limit, host)
 
     def config_lines(
         self,
