@@ -39,14 +39,13 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Final, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import psycopg
 from psycopg import errors, sql
 from psycopg.rows import RowFactory, RowMaker, TupleRow, tuple_row
 
 from registry.index.dsn import PostgresLocation, parse_postgres_url
-from registry.index.fleet import ImportedConfig, ImportResult
 from registry.index.records import (
     BadRowError,
     ConfigRecord,
@@ -70,6 +69,9 @@ from registry.index.records import (
     plan_batch,
 )
 from registry.index.store import HistoryRow, KeyIndex
+
+if TYPE_CHECKING:
+    from registry.index.fleet import ImportedConfig, ImportResult
 
 logger = logging.getLogger("clientreg.index")
 
@@ -857,6 +859,8 @@ class PostgresIndex(KeyIndex):
         same history twice, or a later export of the same index, counts each use once);
         events are merged by id, keeping the larger count.
         """
+        from registry.index.fleet import ImportResult
+
         batch = list(records)
         result = ImportResult(source)
         for first in range(0, len(batch), 500):
@@ -869,6 +873,8 @@ class PostgresIndex(KeyIndex):
         return result
 
     def _import(self, cur: psycopg.Cursor[TupleRow], batch: list[ImportedConfig], source: str) -> ImportResult:
+        from registry.index.fleet import ImportResult
+
         batch = sorted(batch, key=lambda r: r.record.config_hash)
         hashes = [r.record.config_hash for r in batch]
         before = {
