@@ -276,7 +276,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         shown = shown_profiles.get(profiles)
         if shown is None:
             shown = shown_profiles[profiles] = printable(profiles) or "-"
-        append(f"{first}  {last}  {config_hash[:12]}  {padded[provider]}  {uses:>{uses_width}}  {shown}")
+        append(f"{first}  {last}  {config_hash[:12]}  {padded[provider]}  {str(uses).rjust(uses_width)}  {shown}")
     append("")
     out("\n".join(lines))
     return 0
