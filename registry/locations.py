@@ -125,6 +125,17 @@ def resolve_index(
     called only when it matters (so a settings file is read only then); a function that
     raises counts as no table. The retention is read from the table whatever decides the path.
     """
+    settings_table = _table_reader(settings_index)
+    path = _resolve_path(index_path, settings_table)
+    if path is None:
+        return None
+    return IndexLocation(path, _retention(settings_table()))
+
+
+def _table_reader(
+    settings_index: IndexTable | Callable[[], IndexTable | None] | None,
+) -> Callable[[], IndexTable | None]:
+    """The ``[index]`` table, got (a settings file read) on the first call only; a function that raises: no table."""
     table: IndexTable | None = None
     looked = False
 
@@ -141,6 +152,13 @@ def resolve_index(
                 table = settings_index
         return table
 
+    return settings_table
+
+
+def _resolve_path(
+    index_path: str | os.PathLike[str] | None, settings_table: Callable[[], IndexTable | None]
+) -> Path | str | None:
+    """The index location alone: the settings are looked at only when ``index_path`` and the environment say nothing."""
     path: Path | str | None
     if index_path is not None:
         path = None if str(index_path).lower() == "off" else _location(index_path)
@@ -159,18 +177,19 @@ def resolve_index(
             from schemas._paths import user_data_dir
 
             path = user_data_dir() / "index.sqlite"
-    if path is None:
-        return None
-    return IndexLocation(path, _retention(settings_table()))
+    return path
 
 
 def resolve_index_path(
     index_path: str | os.PathLike[str] | None = None,
     settings_index: IndexTable | Callable[[], IndexTable | None] | None = None,
 ) -> Path | str | None:
-    """The location of `resolve_index` (a `Path`, or a ``postgresql://`` URL), or None when the index is off."""
-    location = resolve_index(index_path, settings_index)
-    return None if location is None else location.path
+    """The location of `resolve_index` (a `Path`, or a ``postgresql://`` URL), or None when the index is off.
+
+    Without the retention: the settings file is read only when neither ``index_path`` nor
+    ``$CLIENTREG_INDEX`` names the location (a command given ``--index`` reads no settings).
+    """
+    return _resolve_path(index_path, _table_reader(settings_index))
 
 
 def _retention(table: IndexTable | None) -> float | None:

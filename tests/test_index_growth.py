@@ -12,7 +12,7 @@ import pytest
 
 from registry import Registry
 from registry.index import ConfigUse, KeyIndex, NewEvent
-from registry.locations import index_table_from_file, parse_retention, resolve_index
+from registry.locations import index_table_from_file, parse_retention, resolve_index, resolve_index_path
 from registry.recorder import DEFAULT_RETENTION, IndexRecorder
 from schemas import GroqSettings, OpenAISettings, RegistrySettings, SettingsError, load_settings
 
@@ -190,6 +190,27 @@ def test_retention_comes_from_the_settings_file_and_environment(
     monkeypatch.delenv("CLIENTREG_INDEX__RETENTION")
     default = resolve_index(None, RegistrySettings().index)
     assert default is not None and default.retention == 90 * DAY
+
+
+def test_a_location_given_or_in_the_environment_reads_no_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read: list[str] = []
+
+    def table() -> None:
+        read.append("read")
+        return None
+
+    monkeypatch.delenv("CLIENTREG_INDEX", raising=False)
+    assert resolve_index_path(tmp_path / "given.sqlite", table) == tmp_path / "given.sqlite"
+    assert resolve_index_path("off", table) is None
+    monkeypatch.setenv("CLIENTREG_INDEX", str(tmp_path / "env.sqlite"))
+    assert resolve_index_path(None, table) == tmp_path / "env.sqlite"
+    assert read == []  # `clientreg history --index X` does not read (or import the loader for) a settings file
+    location = resolve_index(tmp_path / "given.sqlite", table)  # the registry's: the retention is the file's
+    assert location is not None and location.retention == DEFAULT_RETENTION and read == ["read"]
+    monkeypatch.delenv("CLIENTREG_INDEX")
+    assert resolve_index_path(None, table) is not None and read == ["read", "read"]
 
 
 def test_a_bad_retention_in_the_settings_file_is_a_clear_error(tmp_path: Path) -> None:

@@ -104,6 +104,24 @@ def test_drift_is_per_host(index: KeyIndex) -> None:
     assert heads == {("web-1", new.config_hash), ("web-2", new.config_hash)}
 
 
+def test_a_drift_within_one_batch_compares_the_batchs_own_configs(index: KeyIndex) -> None:
+    # The store takes the canonical JSON of a config the batch holds from the batch (not read back).
+    old, new = _use(1, at=1000.0, timeout=30.0), _use(2, at=2000.0, timeout=60.0)
+    again = _use(1, at=3000.0, uses=2, kind=None, timeout=30.0)
+    drifts = index.apply([new, old, again])  # out of order: taken in time order
+    assert [(d.old_hash, d.new_hash) for d in drifts] == [(old.config_hash, new.config_hash)]
+    assert ("timeout", 30.0, 60.0) in [(c.field, c.old, c.new) for c in drifts[0].changes]
+    assert [e.kind for e in index.events(new.config_hash)] == ["first_seen", "built", "drift"]
+    assert [(e.kind, e.count) for e in index.events(old.config_hash)] == [("first_seen", 1), ("built", 1)]
+    record = index.get(old.config_hash)
+    assert record is not None and (record.uses, record.first_seen, record.last_seen) == (2, 1000.0, 3000.0)
+    (head,) = index.host_heads("fast")
+    assert (head.host, head.config_hash, head.since) == ("web-1", new.config_hash, 2000.0)
+    # The head's config outside the batch is read from the index: drift back to the first config.
+    (back,) = index.apply([_use(1, at=4000.0, timeout=30.0)])
+    assert (back.old_hash, back.new_hash) == (new.config_hash, old.config_hash)
+
+
 def test_hosts_that_disagree_at_the_same_time_are_the_fleets_drift(index: KeyIndex) -> None:
     now = time.time()
     index.apply([_use(1, at=now - 3600, uses=5, host="web-1", timeout=30.0)])
@@ -154,6 +172,23 @@ def test_history_filters_by_host_profile_provider_time_and_limit(index: KeyIndex
     assert listed(limit=2) == [2, 3]
     assert listed(profile="fast", host="b") == [3]
     assert listed(provider="groq") == []
+
+
+def test_history_rows_are_the_summaries_as_the_history_table_shows_them(index: KeyIndex) -> None:
+    index.apply([_use(1, at=100.75, host="a")])
+    index.apply([_use(1, "slow\nline", at=250.5, uses=2, host="b")])
+    index.apply([_use(2, None, at=299.999, uses=5)])
+    index.apply([_use(3, "", at=1_700_000_000.25)])
+    for kw in ({}, {"limit": 2}, {"profile": "fast"}, {"host": "b"}, {"since": 250.0}, {"profile": "nobody"}):
+        summaries = index.list_summaries(**kw)
+        rows = index.history_rows(**kw)
+        assert len(rows) == len(summaries)
+        for row, s in zip(rows, summaries, strict=True):
+            config_hash, provider, profiles, first, last, uses = row
+            assert s.config_hash.startswith(config_hash) and len(config_hash) >= 12
+            assert (provider, profiles, uses) == (s.provider, ",".join(s.profiles), s.uses)
+            assert (int(first), int(last)) == (int(s.first_seen), int(s.last_seen))
+    assert [r[2] for r in index.history_rows()] == ["fast,slow\nline", "", ""]
 
 
 def test_prefixes_recent_profiles_prune_and_retention(index: KeyIndex) -> None:
@@ -378,3 +413,24 @@ def test_names_with_a_nul_character_are_stored_not_lost(pg_schema: Schema) -> No
         index.apply([_use(1, "bad\x00profile", uses=2, host="host\x00x")])
         (record,) = index.list_configs()
     assert record.uses == 2 and record.profiles == ("bad\ufffdprofile",) and record.hosts == ("host\ufffdx",)
+
+
+def test_a_nul_in_an_event_detail_or_a_canonical_form_is_kept_as_text(pg_schema: Schema) -> None:
+    config = {"provider": "openai", "default_headers": {"x-odd": "a\x00b"}}
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    config_hash = hashlib.sha256(canonical.encode()).hexdigest()
+    detail = {"key_id": "k\x00", "nested": [{"x\x00": 1}]}
+    use = ConfigUse(config_hash, "openai", canonical, "p", 1000.0, 1, "built", host="h", pid=1, detail=detail)
+    evicted = NewEvent(1001.0, config_hash, "p", "evicted", "h", 1, {"why": "\x00"})
+    with KeyIndex(pg_schema.url) as index:
+        index.apply([use], [evicted, evicted])  # two of one event in one batch: one row, counted twice
+        record = index.get(config_hash)
+        events = {e.kind: e for e in index.events(config_hash)}
+    assert record is not None and record.config == config  # the text form, exactly
+    assert events["built"].detail == {"key_id": "k\ufffd", "nested": [{"x\ufffd": 1}]}
+    assert (events["evicted"].detail, events["evicted"].count) == ({"why": "\ufffd"}, 2)
+    with admin() as conn:
+        (jsonb,) = conn.execute(
+            f'SELECT config FROM "{pg_schema.name}".canonical_forms WHERE config_hash = %s', (config_hash,)
+        ).fetchone()
+    assert jsonb is None  # jsonb cannot hold NUL: no jsonb copy of this one

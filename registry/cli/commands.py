@@ -253,23 +253,30 @@ def cmd_history(args: argparse.Namespace) -> int:
         if args.json:
             out_json_lines(index.config_lines(**filters))
             return 0
-        summaries = index.list_summaries(**filters)
+        rows = index.history_rows(**filters)
         where = index.location
-    if not summaries:
+    if not rows:
         filtered = any(v is not None for v in filters.values())
         out(f"no configs {'match' if filtered else 'recorded'} in {where}\n")
         return 0
     # The one table that can hold 100,000 rows: formatted in one pass, column widths known up front.
-    providers = {p: printable(p) for p in {s.provider for s in summaries}}
-    provider_width = max(len("PROVIDER"), *(len(p) for p in providers.values()))
-    uses_width = max(len("USES"), len(str(max(s.uses for s in summaries))))
-    line = f"{{}}  {{}}  {{}}  {{:<{provider_width}}}  {{:>{uses_width}}}  {{}}".format
-    lines = [line("FIRST SEEN".ljust(19), "LAST SEEN".ljust(19), "CONFIG".ljust(12), "PROVIDER", "USES", "PROFILES")]
+    providers = {p: printable(p) for p in {row[1] for row in rows}}
+    provider_width = max(len("PROVIDER"), *map(len, providers.values()))
+    uses_width = max(len("USES"), len(str(max(row[5] for row in rows))))
+    padded = {p: shown.ljust(provider_width) for p, shown in providers.items()}
+    shown_profiles: dict[str, str] = {"": "-"}  # a few distinct lists of profiles, each escaped once
+    lines = [
+        f"{'FIRST SEEN':<19}  {'LAST SEEN':<19}  {'CONFIG':<12}  {'PROVIDER':<{provider_width}}  "
+        f"{'USES':>{uses_width}}  PROFILES"
+    ]
     append = lines.append
-    for config_hash, provider, profiles, first_seen, last_seen, uses in summaries:  # unpacked: faster than fields
+    for config_hash, provider, profiles, first_seen, last_seen, uses in rows:  # unpacked: faster than fields
         first = format_time(first_seen)
         last = first if int(last_seen) == int(first_seen) else format_time(last_seen)  # used once: one time
-        append(line(first, last, config_hash[:12], providers[provider], uses, printable(",".join(profiles)) or "-"))
+        shown = shown_profiles.get(profiles)
+        if shown is None:
+            shown = shown_profiles[profiles] = printable(profiles) or "-"
+        append(f"{first}  {last}  {config_hash[:12]}  {padded[provider]}  {str(uses).rjust(uses_width)}  {shown}")
     append("")
     out("\n".join(lines))
     return 0

@@ -10,6 +10,8 @@ Everything a caller needs is importable from here::
         index.list_configs(profile="fast", limit=10)
 """
 
+from typing import TYPE_CHECKING, Any
+
 from registry.index.records import (
     ConfigRecord,
     ConfigSummary,
@@ -31,8 +33,10 @@ from registry.index.records import (
     RecentProfile,
     changed_fields,
 )
-from registry.index.sqlite import SCHEMA_VERSION, SQLiteIndex, move_aside
 from registry.index.store import KeyIndex
+
+if TYPE_CHECKING:
+    from registry.index.sqlite import SCHEMA_VERSION, SQLiteIndex, move_aside
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -59,3 +63,15 @@ __all__ = [
     "changed_fields",
     "move_aside",
 ]
+
+_SQLITE = {"SCHEMA_VERSION", "SQLiteIndex", "move_aside"}
+
+
+def __getattr__(name: str) -> Any:
+    # The SQLite store's module, imported when first named: a PostgreSQL index (a fleet's
+    # `clientreg history`, whose interpreter start is timed) does not load or compile it.
+    if name in _SQLITE:
+        from registry.index import sqlite
+
+        return getattr(sqlite, name)
+    raise AttributeError(f"module 'registry.index' has no attribute {name!r}")

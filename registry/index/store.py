@@ -37,6 +37,10 @@ from registry.index.records import (
 if TYPE_CHECKING:
     from registry.index.fleet import ImportedConfig, ImportResult
 
+HistoryRow = tuple[str, str, str, float, float, int]
+"""A row of ``clientreg history``: (hash, or at least its first 12 digits; provider; profiles joined by ","; first
+seen and last seen in Unix seconds (whole seconds suffice); uses)."""
+
 _HEX_PREFIX = re.compile(r"[0-9a-f]{4,64}")
 
 
@@ -157,6 +161,23 @@ class KeyIndex:
     ) -> list[ConfigSummary]:
         """`list_configs` without the configs: what a history table needs, much faster on a large index."""
         raise NotImplementedError
+
+    def history_rows(
+        self,
+        *,
+        profile: str | None = None,
+        provider: str | None = None,
+        since: float | None = None,
+        limit: int | None = None,
+        host: str | None = None,
+    ) -> list[HistoryRow]:
+        """What ``clientreg history`` prints, oldest first: `list_summaries` as ``HistoryRow`` tuples.
+
+        A store may return only the first 12 digits of each hash and whole seconds (truncated,
+        as ``int()`` does), and may let the database do that work.
+        """
+        summaries = self.list_summaries(profile=profile, provider=provider, since=since, limit=limit, host=host)
+        return [(h, p, ",".join(names), first, last, uses) for h, p, names, first, last, uses in summaries]
 
     def config_lines(
         self,
