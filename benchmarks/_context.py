@@ -25,7 +25,7 @@ class Counts:
     misses: int = 200
     plain_builds: int = 5
     miss_rounds: int = 5
-    index_rounds: int = 7  # index off / SQLite / PostgreSQL, a fresh registry each per round
+    index_rounds: int = 15  # index off / SQLite / PostgreSQL, a fresh registry each per round
     index_hits: int = 20_000
     rss_keys: tuple[int, int] = (1_000, 10_000)
     rss_rounds: int = 3

@@ -111,7 +111,9 @@ MISS = (
     "one thread, sequential; each miss a new api key on the registry's warm pool (openai), its settings built in "
     "the timing; {misses} misses per round, median of {index_rounds} rounds; each round a fresh registry per "
     "contender, index off / SQLite / PostgreSQL alternating; SQLite: one file for all rounds; PostgreSQL: a "
-    "schema of its own on loopback (the server shares the machine's cores)"
+    "schema of its own on loopback (the server shares the machine's cores); a round's misses take tens of ms, "
+    "so the recorder's thread (which writes every second, or at 500 waiting records) writes after the timing: "
+    "the figure is the cost on the registry's thread, not the writer's CPU"
 )
 HIT = (
     "one thread; reg.get_client(s), the same settings object, in the registries of the miss rows after their "
