@@ -29,7 +29,7 @@ OPENAI_2 = [  # openai 2.54.0's requirements, in its order
     "httpx2<3,>=2.7.0; extra == 'httpx2'",
 ]
 OPENAI_2_HTTPX2_EXTRA_FIRST = [  # an extra naming httpx2 before the plain requirement: still httpx
-    "httpx2<3,>=2.7.0 ; extra == \"httpx2\"",
+    'httpx2<3,>=2.7.0 ; extra == "httpx2"',
     "httpx (<1,>=0.23.0)",
 ]
 

@@ -94,15 +94,29 @@ def user(name: str, age: int) -> dict[str, Any]:
 # ---- the recipe as documented: the framework's answer, the registry's clients, every loop ---------
 
 RECIPE_REPLIES = {
-    "instructor_recipe": [user("sync", 1), *(user(f"run {i}", i) for i in range(5)), *[user("thread", 7)] * 3,
-                          user("groq", 2), user("agroq 0", 0), user("agroq 1", 1)],
-    "llamaindex_recipe": ["echo: sync", "echo: complete", *(f"echo: run {i}" for i in range(5)),
-                          *["echo: thread"] * 3, "echo: acomplete"],
+    "instructor_recipe": [
+        user("sync", 1),
+        *(user(f"run {i}", i) for i in range(5)),
+        *[user("thread", 7)] * 3,
+        user("groq", 2),
+        user("agroq 0", 0),
+        user("agroq 1", 1),
+    ],
+    "llamaindex_recipe": [
+        "echo: sync",
+        "echo: complete",
+        *(f"echo: run {i}" for i in range(5)),
+        *["echo: thread"] * 3,
+        "echo: acomplete",
+    ],
     "chatgroq_recipe": ["echo: sync", *(f"echo: run {i}" for i in range(5)), *["echo: thread"] * 3],
 }
 # One connection for the sync requests of each pool, one per event loop: 5 asyncio.run() calls, 3 threads' loops.
-RECIPE_CONNECTIONS = {"instructor_recipe": 1 + 5 + 3 + 1 + 2, "llamaindex_recipe": 1 + 5 + 3 + 1,
-                      "chatgroq_recipe": 1 + 5 + 3}
+RECIPE_CONNECTIONS = {
+    "instructor_recipe": 1 + 5 + 3 + 1 + 2,
+    "llamaindex_recipe": 1 + 5 + 3 + 1,
+    "chatgroq_recipe": 1 + 5 + 3,
+}
 
 
 @pytest.mark.parametrize("recipe", RECIPES)
@@ -116,8 +130,11 @@ def test_the_recipe_answers_on_the_registry_clients_on_every_loop(
     # openai 2 and groq 0.x speak httpx: the registry's pools must be httpx ones for them.
     assert value["pool_library"] == "httpx"
     assert server.connections_opened == RECIPE_CONNECTIONS[recipe]
-    keys = {"instructor_recipe": {"sk-instructor", "gsk-instructor"}, "llamaindex_recipe": {"sk-llamaindex"},
-            "chatgroq_recipe": {"gsk-chatgroq"}}
+    keys = {
+        "instructor_recipe": {"sk-instructor", "gsk-instructor"},
+        "llamaindex_recipe": {"sk-llamaindex"},
+        "chatgroq_recipe": {"gsk-chatgroq"},
+    }
     assert {r.credential for r in server.requests} == keys[recipe]
     if recipe == "instructor_recipe":
         assert value["is_openai_client"] == [True, True]  # instructor's isinstance check holds
