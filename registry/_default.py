@@ -51,7 +51,7 @@ def get_async_client(what: ProviderSettings | str) -> Any:
 def get_http_client(what: ProviderSettings | str) -> Any:
     """Return the default registry's shared sync HTTP client for ``what``'s transport.
 
-    An ``httpx2.Client`` for OpenAI/Azure settings, an ``httpx.Client`` for Groq/Cerebras.
+    An ``httpx2.Client`` for OpenAI/Azure settings on openai 3, else an ``httpx.Client``.
     """
     return default_registry().get_http_client(what)
 

@@ -271,8 +271,8 @@ class Registry:
         """Return the registry's shared sync HTTP client for the transport ``what`` describes.
 
         For code that takes an HTTP client rather than an SDK client. It is an
-        ``httpx2.Client`` for OpenAI and Azure settings, an ``httpx.Client`` for Groq and
-        Cerebras (the library that provider's SDK speaks). Only the transport fields matter
+        ``httpx2.Client`` for OpenAI and Azure settings on openai 3, an ``httpx.Client`` for
+        Groq, Cerebras and openai 1.x/2.x (the library that provider's SDK speaks). Only the transport fields matter
         (proxy, verify, limits); it stays open until the registry closes.
         """
         return self._pinned_pool(what, is_async=False).http
@@ -282,8 +282,8 @@ class Registry:
 
         >>> ChatOpenAI(http_async_client=reg.get_async_http_client(settings), ...)
 
-        An ``httpx2.AsyncClient`` for OpenAI and Azure settings, an ``httpx.AsyncClient`` for
-        Groq and Cerebras; see `get_http_client`.
+        An ``httpx2.AsyncClient`` for OpenAI and Azure settings on openai 3, else an
+        ``httpx.AsyncClient``; see `get_http_client`.
         """
         return self._pinned_pool(what, is_async=True).http
 

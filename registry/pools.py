@@ -1,6 +1,6 @@
 """Shared HTTP clients: the sync pool, the per-event-loop async pool, and who closes them.
 
-The openai SDK speaks ``httpx2`` and the groq and cerebras SDKs speak ``httpx``, so every
+openai 3 speaks ``httpx2``; groq, cerebras and openai 1.x/2.x speak ``httpx``, so every
 class here is made per HTTP library (`classes`). A shared client is a real ``Client`` /
 ``AsyncClient`` of that library (the SDKs check), whose ``close()`` / ``aclose()`` does
 nothing: a user closing one SDK client must not break the others on its pool. Only the

@@ -10,7 +10,10 @@ key each request carried.
 
 Paths served (any prefix, so every SDK's base URL works):
     POST .../chat/completions   openai `/v1`, groq `/openai/v1`, cerebras `/v1`,
-                                Azure `/openai/deployments/{deployment}` (+ `?api-version=`)
+                                Azure `/openai/deployments/{deployment}` (+ `?api-version=`);
+                                a request that forces a function (`tool_choice` naming one) gets
+                                a call of it whose arguments are the last message's text (how
+                                instructor's default mode asks for structured output)
     POST .../responses          the Responses API (openai `/v1`): a text reply, streamed as the
                                 SDK's typed events when `stream` is set
     GET  .../models, .../models/{id}
@@ -299,7 +302,34 @@ def _usage(request: dict[str, Any]) -> dict[str, int]:
     return {"prompt_tokens": 1, "completion_tokens": completion_tokens, "total_tokens": 1 + completion_tokens}
 
 
+def _forced_function(request: dict[str, Any]) -> str | None:
+    """The function name a request's ``tool_choice`` forces, if it names one."""
+    choice = request.get("tool_choice")
+    function = choice.get("function") if isinstance(choice, dict) else None
+    name = function.get("name") if isinstance(function, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def _call_arguments(request: dict[str, Any]) -> str:
+    """A forced function call's arguments: the last message's text, so tests choose them."""
+    return _reply_text(request).removeprefix("echo: ").removeprefix("echo")
+
+
+def _message(request: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The assistant message and finish reason: a text echo, or the call of a forced function."""
+    name = _forced_function(request)
+    if name is None:
+        return {"role": "assistant", "content": _reply_text(request)}, "stop"
+    call = {
+        "id": f"call_{uuid.uuid4().hex[:24]}",
+        "type": "function",
+        "function": {"name": name, "arguments": _call_arguments(request)},
+    }
+    return {"role": "assistant", "content": None, "tool_calls": [call]}, "tool_calls"
+
+
 def _completion(request: dict[str, Any]) -> dict[str, Any]:
+    message, finish_reason = _message(request)
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "object": "chat.completion",
@@ -309,9 +339,9 @@ def _completion(request: dict[str, Any]) -> dict[str, Any]:
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": _reply_text(request)},
+                "message": message,
                 "logprobs": None,
-                "finish_reason": "stop",
+                "finish_reason": finish_reason,
             }
         ],
         "usage": _usage(request),
@@ -319,7 +349,10 @@ def _completion(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def _chunks(request: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Stream chunks: the role, one chunk per word, the finish reason, then usage if asked for."""
+    """Stream chunks: the role, one chunk per word, the finish reason, then usage if asked for.
+
+    A forced function's call streams as the call's name and id, then its arguments in pieces.
+    """
     base = {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "object": "chat.completion.chunk",
@@ -327,10 +360,27 @@ def _chunks(request: dict[str, Any]) -> Iterator[dict[str, Any]]:
         "model": request.get("model") or "fake-model",
         "system_fingerprint": "fp_fake",
     }
-    words = _reply_text(request).split(" ")
-    deltas: list[tuple[dict[str, str], str | None]] = [({"role": "assistant", "content": ""}, None)]
-    deltas += [({"content": word if i == 0 else f" {word}"}, None) for i, word in enumerate(words)]
-    deltas.append(({}, "stop"))
+    name = _forced_function(request)
+    deltas: list[tuple[dict[str, Any], str | None]]
+    if name is None:
+        words = _reply_text(request).split(" ")
+        deltas = [({"role": "assistant", "content": ""}, None)]
+        deltas += [({"content": word if i == 0 else f" {word}"}, None) for i, word in enumerate(words)]
+        deltas.append(({}, "stop"))
+    else:
+        arguments = _call_arguments(request)
+        start = {
+            "index": 0,
+            "id": f"call_{uuid.uuid4().hex[:24]}",
+            "type": "function",
+            "function": {"name": name, "arguments": ""},
+        }
+        deltas = [({"role": "assistant", "content": None, "tool_calls": [start]}, None)]
+        deltas += [
+            ({"tool_calls": [{"index": 0, "function": {"arguments": arguments[i : i + 8]}}]}, None)
+            for i in range(0, len(arguments), 8)
+        ]
+        deltas.append(({}, "tool_calls"))
     for delta, finish_reason in deltas:
         yield {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]}
     if (request.get("stream_options") or {}).get("include_usage"):

@@ -247,3 +247,29 @@ def test_responses_api_reply_and_stream(server: FakeServer) -> None:
     assert [e.sequence_number for e in events] == list(range(len(events)))
     assert final.output_text == "echo: streamed words"
     assert [(r.path, r.credential) for r in server.requests] == [("/v1/responses", "sk-responses")] * 2
+
+
+FORCED: Any = {
+    "messages": [{"role": "user", "content": '{"name": "Ada", "age": 36}'}],
+    "tools": [{"type": "function", "function": {"name": "User", "parameters": {"type": "object"}}}],
+    "tool_choice": {"type": "function", "function": {"name": "User"}},
+}
+
+
+@pytest.mark.parametrize("provider", ["openai", "groq"])
+def test_a_forced_function_is_called_with_the_last_messages_text(server: FakeServer, provider: str) -> None:
+    make_sync, _, _ = SDKS[provider]
+    with make_sync(server.url, "sk-tools") as client:
+        completion = client.chat.completions.create(model="fake-model", **FORCED)
+        [call] = completion.choices[0].message.tool_calls
+        assert (call.type, call.function.name) == ("function", "User")
+        assert call.function.arguments == '{"name": "Ada", "age": 36}'
+        assert (completion.choices[0].message.content, completion.choices[0].finish_reason) == (None, "tool_calls")
+        chunks = list(client.chat.completions.create(model="fake-model", stream=True, **FORCED))
+    calls = [call for chunk in chunks if chunk.choices for call in chunk.choices[0].delta.tool_calls or []]
+    assert calls[0].function.name == "User"
+    assert calls[0].id
+    assert "".join(call.function.arguments or "" for call in calls) == '{"name": "Ada", "age": 36}'
+    assert len(calls) > 2  # the arguments arrive in pieces
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+    assert server.requests[0].body["tool_choice"] == FORCED["tool_choice"]

@@ -3,11 +3,34 @@
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
+import re
 from typing import Any
 
 from registry.credentials import AsyncCredentialSource, CredentialSource, Kind, credential_source
 from registry.errors import MissingCredentialsError
 from schemas import ProviderSettings, TimeoutParts
+
+_REQUIREMENT_NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def sdk_http_library(distribution: str) -> str:
+    """The HTTP library the installed ``distribution`` speaks: ``"httpx2"`` or ``"httpx"``.
+
+    openai 3 requires ``httpx2`` and builds on it; openai 1.x and 2.x require ``httpx`` (2.x
+    takes ``httpx2`` only as an extra). Read from the distribution's requirements, without
+    importing it; without metadata it is the newest SDK's, ``httpx2``.
+    """
+    try:
+        requirements = importlib.metadata.requires(distribution) or []
+    except importlib.metadata.PackageNotFoundError:
+        return "httpx2"
+    for requirement in requirements:
+        name = _REQUIREMENT_NAME.match(requirement)
+        unconditional = "extra" not in requirement.partition(";")[2]
+        if name is not None and unconditional and name.group(1).lower() in ("httpx", "httpx2"):
+            return name.group(1).lower()
+    return "httpx2"
 
 
 def provider_source(

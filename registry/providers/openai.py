@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from registry.providers._common import api_key, pin_headers, sdk_arguments
+from registry.providers._common import api_key, pin_headers, sdk_arguments, sdk_http_library
 from registry.providers._logging import hide_query_credentials
 from registry.providers._shared import seal, shared_class
 from schemas import OpenAISettings
 
-HTTP_LIBRARY = "httpx2"
+HTTP_LIBRARY = sdk_http_library("openai")
+"""``httpx2`` for openai 3, ``httpx`` for openai 1.x and 2.x: the pool is of the library the SDK speaks."""
 
 
 def build(settings: OpenAISettings, http_client: Any, *, is_async: bool) -> Any:

@@ -8,16 +8,14 @@ download) tried to reach an address other than loopback, even from a background 
 from __future__ import annotations
 
 import importlib
-import ipaddress
 import os
-import socket
 from collections.abc import Iterator
 from types import ModuleType
-from typing import Any
 
 import pytest
 
 from registry import Registry
+from tests.integrations.helpers import NetworkGuard
 
 # Read by LiteLLM when it is imported: use the price list it ships instead of fetching one.
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
@@ -36,51 +34,12 @@ def framework(module: str) -> ModuleType:
         pytest.skip(reason, allow_module_level=True)
 
 
-def _is_loopback(host: Any) -> bool:
-    if host in (None, "localhost", b"localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.decode() if isinstance(host, bytes) else str(host).split("%")[0]).is_loopback
-    except ValueError:
-        return False
-
-
-class NetworkGuard:
-    """Refuses, and remembers, every connection or name lookup beyond loopback."""
-
-    def __init__(self) -> None:
-        self.refused: list[str] = []
-
-    def check(self, host: Any, what: str) -> None:
-        if not _is_loopback(host):
-            self.refused.append(f"{what} {host!r}")
-            raise OSError(f"test network guard: {what} {host!r} refused (tests reach loopback only)")
-
-
 @pytest.fixture(autouse=True)
 def loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[NetworkGuard]:
     """Make non-loopback connections fail in this test, and fail the test if any was tried."""
     guard = NetworkGuard()
-    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
-    real_getaddrinfo = socket.getaddrinfo
-
-    def connect(sock: socket.socket, address: Any) -> None:
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            guard.check(address[0], "connect to")
-        real_connect(sock, address)
-
-    def connect_ex(sock: socket.socket, address: Any) -> int:
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            guard.check(address[0], "connect to")
-        return real_connect_ex(sock, address)
-
-    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
-        guard.check(host, "look up")
-        return real_getaddrinfo(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    for (owner, name), replacement in guard.replacements().items():
+        monkeypatch.setattr(owner, name, replacement)
     for name in _TRACING_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     yield guard

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
 import threading
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
@@ -48,3 +50,50 @@ def run_in_threads(main: Callable[[], Awaitable[T]], threads: int = 3) -> list[T
         raise errors[0]
     assert not any(t.is_alive() for t in workers), "a thread's loop did not finish"
     return results
+
+
+def is_loopback(host: Any) -> bool:
+    """True for a loopback address or ``localhost`` (None: the socket's own default)."""
+    if host in (None, "localhost", b"localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.decode() if isinstance(host, bytes) else str(host).split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+class NetworkGuard:
+    """Refuses, and remembers, every connection or name lookup beyond loopback."""
+
+    def __init__(self) -> None:
+        self.refused: list[str] = []
+
+    def check(self, host: Any, what: str) -> None:
+        if not is_loopback(host):
+            self.refused.append(f"{what} {host!r}")
+            raise OSError(f"test network guard: {what} {host!r} refused (tests reach loopback only)")
+
+    def replacements(self) -> dict[tuple[Any, str], Any]:
+        """``(owner, name) -> function``: the socket functions that check with this guard first."""
+        real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+        real_getaddrinfo = socket.getaddrinfo
+
+        def connect(sock: socket.socket, address: Any) -> None:
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                self.check(address[0], "connect to")
+            real_connect(sock, address)
+
+        def connect_ex(sock: socket.socket, address: Any) -> int:
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                self.check(address[0], "connect to")
+            return real_connect_ex(sock, address)
+
+        def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+            self.check(host, "look up")
+            return real_getaddrinfo(host, *args, **kwargs)
+
+        return {
+            (socket.socket, "connect"): connect,
+            (socket.socket, "connect_ex"): connect_ex,
+            (socket, "getaddrinfo"): getaddrinfo,
+        }

@@ -118,7 +118,7 @@ def test_streaming(reg: Registry, server: FakeServer, kind: str) -> None:
 
 
 def test_groq_gives_chatgroqs_two_arguments(reg: Registry, server: FakeServer) -> None:
-    # ChatGroq (langchain-groq) is not installed here (it requires groq<1); it calls exactly these.
+    # ChatGroq calls exactly these (it runs for real in .venv-compat: test_pinned_frameworks.py).
     what = settings_for("groq", server.url, "gsk-test")
     arguments = langchain_kwargs(what, registry=reg)
     assert arguments == {
