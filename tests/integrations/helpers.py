@@ -15,6 +15,10 @@ AGENTS = 100
 """How many agents or models each framework test builds."""
 CONCURRENCY = 4
 """Requests in flight at once when agents run concurrently: the connections a shared pool may need."""
+MAX_CONNECTIONS = CONCURRENCY + 2
+"""What a shared pool may open for `AGENTS` models at `CONCURRENCY`: one per request in flight, and a
+couple more for connections it found closed while idle and replaced (seen once in many runs). A
+client per model opens `AGENTS`."""
 
 
 async def gather_limited(calls: Iterable[Callable[[], Awaitable[T]]], limit: int = CONCURRENCY) -> list[T]:

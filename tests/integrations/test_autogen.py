@@ -10,7 +10,7 @@ import pytest
 from registry import Registry
 from tests.fake_server import FakeServer
 from tests.integrations.conftest import framework
-from tests.integrations.helpers import AGENTS, CONCURRENCY, gather_limited, run_in_threads
+from tests.integrations.helpers import AGENTS, MAX_CONNECTIONS, gather_limited, run_in_threads
 from tests.registry_helpers import settings_for
 
 framework("autogen_ext.models.openai")
@@ -41,7 +41,7 @@ def test_many_model_clients_share_one_pool(reg: Registry, server: FakeServer, pr
     assert asyncio.run(main()) == [f"echo: model {i}" for i in range(AGENTS)]
     stats = reg.stats()
     assert (stats.live_clients, stats.live_transports) == (AGENTS, 1)
-    assert server.connections_opened <= CONCURRENCY
+    assert server.connections_opened <= MAX_CONNECTIONS
     assert sorted(r.credential or "" for r in server.requests) == sorted(f"key-{i}" for i in range(AGENTS))
     assert {r.path for r in server.requests} == {PATHS[provider]}
 

@@ -11,7 +11,7 @@ import pytest
 from registry import Registry
 from tests.fake_server import FakeServer
 from tests.integrations.conftest import framework
-from tests.integrations.helpers import AGENTS, CONCURRENCY, gather_limited, run_in_threads
+from tests.integrations.helpers import AGENTS, MAX_CONNECTIONS, gather_limited, run_in_threads
 from tests.registry_helpers import settings_for
 
 agents = framework("agents")
@@ -60,7 +60,7 @@ def test_many_agents_share_one_pool_and_a_few_connections(reg: Registry, server:
     assert [r.final_output for r in asyncio.run(main())] == [f"echo: agent {i}" for i in range(AGENTS)]
     stats = reg.stats()
     assert (stats.live_clients, stats.live_transports) == (AGENTS, 1)
-    assert server.connections_opened <= CONCURRENCY  # a client per agent would open 100
+    assert server.connections_opened <= MAX_CONNECTIONS  # a client per agent would open 100
     assert sorted(r.credential or "" for r in server.requests) == sorted(f"key-{i}" for i in range(AGENTS))
     assert {r.path for r in server.requests} == {PATHS[api]}
 
