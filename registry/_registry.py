@@ -126,7 +126,7 @@ class _Pool:
 class _Entry:
     """A built client, its pool, when it was last handed out, and its use counters per profile."""
 
-    __slots__ = ("client", "counters", "kind", "pool", "provider", "used")
+    __slots__ = ("client", "counters", "handles", "kind", "pool", "provider", "used")
 
     def __init__(self, client: Any, pool: _Pool, provider: str, *, is_async: bool) -> None:
         self.client = client
@@ -134,7 +134,16 @@ class _Entry:
         self.provider = provider
         self.kind = "async" if is_async else "sync"
         self.used = -1  # the tick of its last hand-out (see Registry._tick); set when stored
-        self.counters: dict[str | None, Any] = {}  # profile (None: a settings object) -> counter
+        # profile (None: a settings object) -> its use counter's hit, called on every hand-out:
+        # the bound C method itself, one attribute lookup fewer than ``handle.hit()`` (~10 ns).
+        self.counters: dict[str | None, Callable[[], object]] = {}
+        self.handles: dict[str | None, Any] = {}  # ... and the counter, kept alive while the entry is held
+
+    def count_as(self, profile: str | None, handle: Any) -> Callable[[], object]:
+        """Hold ``handle`` (the recorder's counter) for ``profile`` and return its hit; the first one wins."""
+        handle = self.handles.setdefault(profile, handle)
+        hit: Callable[[], object] = self.counters.setdefault(profile, handle.hit)
+        return hit
 
 
 class _Flight:
@@ -235,7 +244,7 @@ class Registry:
         except (KeyError, AttributeError):
             return self._get_slow(settings, profile, is_async=False)
         entry.used = self._hits.hit()  # the hit's tick: when it was last handed out (see _tick)
-        count.hit()
+        count()
         if self._closed:
             raise RegistryClosedError("this Registry was closed; create a new one")
         return entry.client
@@ -262,7 +271,7 @@ class Registry:
         except (KeyError, AttributeError):
             return self._get_slow(settings, profile, is_async=True)
         entry.used = self._hits.hit()  # the hit's tick: when it was last handed out (see _tick)
-        count.hit()
+        count()
         if self._closed:
             raise RegistryClosedError("this Registry was closed; create a new one")
         return entry.client
@@ -464,8 +473,8 @@ class Registry:
             if entry is not None:  # built already: another thread's build, or a new profile name
                 count = entry.counters.get(profile)
                 if count is None:  # the recorder returns one counter per (config, profile)
-                    count = entry.counters.setdefault(profile, self._count(settings, profile, kind=None))
-                count.hit()
+                    count = entry.count_as(profile, self._count(settings, profile, kind=None))
+                count()
                 return entry.client
             assert flight is not None
             if not leader:
@@ -475,7 +484,7 @@ class Registry:
                 continue  # the leader stored the entry: take it as above
             try:
                 entry = self._build(settings, is_async=is_async)
-                entry.counters[profile] = count = self._count(settings, profile, kind="built")
+                count = entry.count_as(profile, self._count(settings, profile, kind="built"))
             except BaseException as exc:
                 with self._lock:
                     self._flights.pop(flight_key, None)
@@ -487,7 +496,7 @@ class Registry:
             if evicted is None:  # closed while building: the client is never handed out
                 raise RegistryClosedError("this Registry was closed; create a new one")
             self._forget(evicted)
-            count.hit()
+            count()
             return entry.client
 
     def _store(self, key: str, entry: _Entry, flight_key: tuple[str, bool]) -> list[tuple[str, _Entry]] | None:
@@ -547,7 +556,7 @@ class Registry:
             flight.done.set()  # no error for waiters: a caller's own build may still succeed
             log.info("clientreg: warm start skips profile %r: %s", profile, type(exc).__name__)
             return False
-        entry.counters[profile] = self._count(settings, profile, kind="warm")
+        entry.count_as(profile, self._count(settings, profile, kind="warm"))
         evicted = self._store(key, entry, flight_key)  # stored before the flight ends: waiters find it
         flight.done.set()
         if evicted is None:

@@ -346,7 +346,7 @@ def _drop_in(wrapper: _Wrapper, *, is_async: bool, doc: str) -> Callable[..., An
                             if registry._ordered:
                                 table.move_to_end(memo.key)
                             entry.used = registry._hits.hit()
-                            count.hit()
+                            count()
                             if not registry._closed:  # checked last, as get_client does
                                 return entry.client
                     settings = memo.settings
