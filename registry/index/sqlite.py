@@ -438,7 +438,7 @@ class SQLiteIndex(KeyIndex):
         step = self._params_per_statement()
         pairs: list[tuple[str, bytes]] = []
         for start in range(0, len(wanted), step):
-            part = _padded(wanted[start : start + step])
+            part = _padded(wanted[start : start + step], wanted[-1])
             found = self._conn.execute(
                 f"SELECT CAST(json_group_array(json_array(CAST(t.key AS TEXT), CAST(t.value AS TEXT))) AS BLOB) "
                 f'FROM "{table}" AS t WHERE t.key IN ({",".join(["?"] * len(part))})',
@@ -478,9 +478,12 @@ class SQLiteIndex(KeyIndex):
         assert all(value.startswith("{") for _, value in rows)
         step = self._params_per_statement() // 2
         for start in range(0, len(rows), step):
-            part = _padded(rows[start : start + step])
+            part: list[tuple[str | None, str | None]] = list(rows[start : start + step])
+            part = _padded(part, (None, None))  # padding rows are NULL keys, left out by the WHERE
             self._conn.execute(
-                f'INSERT OR REPLACE INTO "{table}" (key, value) VALUES ' + ",".join(["(?,?)"] * len(part)),
+                f'INSERT OR REPLACE INTO "{table}" (key, value) SELECT column1, column2 FROM (VALUES '
+                + ",".join(["(?,?)"] * len(part))
+                + ") WHERE column1 IS NOT NULL",
                 [item for row in part for item in row],
             )
 
@@ -997,14 +1000,15 @@ _WINDOW_AT = 66  # 1-based position of the window in an event key, after "<confi
 _KEY_LENGTH = 64 + 1 + _WINDOW_DIGITS + 1 + 20
 
 
-def _padded(items: list[_I]) -> list[_I]:
-    """``items`` made up to a power of two by repeating the last: a batch's statements take few shapes.
+def _padded(items: list[_I], filler: _I) -> list[_I]:
+    """``items`` made up to a power of two with ``filler``: a batch's statements take few shapes.
 
     Each shape is a statement compiled and cached by ``sqlite3``; one per row count would fill
-    that cache with big programs. A repeated key read again, or a row written again, changes nothing.
+    that cache with big programs. The filler must change nothing: a key read again, a row
+    the statement leaves out.
     """
     size = 1 << max(len(items) - 1, 0).bit_length()
-    return items + items[-1:] * (size - len(items))
+    return items + [filler] * (size - len(items))
 
 
 def _event_range(config_hash: str) -> tuple[str, str]:
