@@ -101,6 +101,8 @@ RECIPE_REPLIES = {
         user("groq", 2),
         user("agroq 0", 0),
         user("agroq 1", 1),
+        user("cerebras", 3),
+        user("acerebras", 4),
     ],
     "llamaindex_recipe": [
         "echo: sync",
@@ -113,7 +115,9 @@ RECIPE_REPLIES = {
 }
 # One connection for the sync requests of each pool, one per event loop: 5 asyncio.run() calls, 3 threads' loops.
 RECIPE_CONNECTIONS = {
-    "instructor_recipe": 1 + 5 + 3 + 1 + 2,
+    # instructor: then groq (its own pool: 1 sync, 2 asyncio.run()), then Cerebras, whose sync client
+    # shares groq's pool (both httpx, equal transport settings), and one asyncio.run().
+    "instructor_recipe": 1 + 5 + 3 + 1 + 2 + 1,
     "llamaindex_recipe": 1 + 5 + 3 + 1,
     "chatgroq_recipe": 1 + 5 + 3,
 }
@@ -131,7 +135,7 @@ def test_the_recipe_answers_on_the_registry_clients_on_every_loop(
     assert value["pool_library"] == "httpx"
     assert server.connections_opened == RECIPE_CONNECTIONS[recipe]
     keys = {
-        "instructor_recipe": {"sk-instructor", "gsk-instructor"},
+        "instructor_recipe": {"sk-instructor", "gsk-instructor", "csk-instructor"},
         "llamaindex_recipe": {"sk-llamaindex"},
         "chatgroq_recipe": {"gsk-chatgroq"},
     }
@@ -140,6 +144,7 @@ def test_the_recipe_answers_on_the_registry_clients_on_every_loop(
         assert value["is_openai_client"] == [True, True]  # instructor's isinstance check holds
         assert value["sdk_create_untouched"] == [True, True]  # from_openai does not patch the registry client
         assert value["groq_pool_library"] == "httpx"
+        assert value["cerebras_holds_registry_clients"] == [True, True]  # from_cerebras on the registry's clients
         # instructor's default mode forces a function call: the requests asked for one.
         assert {r.body["tool_choice"]["function"]["name"] for r in server.requests} == {"User"}
 

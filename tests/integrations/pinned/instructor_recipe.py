@@ -1,4 +1,4 @@
-"""instructor's recipe on registry clients: ``from_openai`` (sync, async), ``from_groq``, streams, close.
+"""instructor's recipe on registry clients: ``from_openai``, ``from_groq``, ``from_cerebras``, streams, close.
 
 Run by tests/integrations/test_pinned_frameworks.py in .venv-compat (instructor cannot be
 installed beside openai 3), through ``python -m tests.integrations.pinned``. The loopback
@@ -57,6 +57,11 @@ def recipe(reg: Registry, url: str) -> dict[str, Any]:
     groq_async = instructor.from_groq(reg.get_async_client(groq_what))
     replies.append(groq_sync.chat.completions.create(**ask("groq", 2)).model_dump())
     replies += [asyncio.run(groq_async.chat.completions.create(**ask(f"agroq {i}", i))).model_dump() for i in range(2)]
+    cerebras_what = settings_for("cerebras", url, "csk-instructor")
+    cerebras_sync = instructor.from_cerebras(reg.get_client(cerebras_what))
+    cerebras_async = instructor.from_cerebras(reg.get_async_client(cerebras_what))
+    replies.append(cerebras_sync.chat.completions.create(**ask("cerebras", 3)).model_dump())
+    replies.append(asyncio.run(cerebras_async.chat.completions.create(**ask("acerebras", 4))).model_dump())
     return {
         "replies": replies,
         "holds_registry_clients": [sync.client is client, asynchronous.client is aclient],
@@ -64,6 +69,10 @@ def recipe(reg: Registry, url: str) -> dict[str, Any]:
         "sdk_create_untouched": [sdk_create_untouched(c) for c in (client, aclient)],
         "pool_library": http_library(reg.get_http_client(what)),
         "groq_pool_library": http_library(reg.get_http_client(groq_what)),
+        "cerebras_holds_registry_clients": [
+            cerebras_sync.client is reg.get_client(cerebras_what),
+            cerebras_async.client is reg.get_async_client(cerebras_what),
+        ],
     }
 
 
