@@ -285,6 +285,23 @@ def test_a_writer_keeps_a_tampered_rows_bytes_and_records_the_rest(path: Path, v
     assert json.loads(kept[0][1]) == {"table": "configs", "key": bad.config_hash, "value": raw}
 
 
+def test_an_unreadable_row_is_kept_aside_once_in_a_batch_of_any_size(path: Path) -> None:
+    # Batches read their rows a chunk at a time, the chunk padded to a power of two by repeating
+    # its last key; an unreadable row is then read key by key: once each, so it is kept once.
+    settings = sorted((OpenAISettings(api_key=f"sk-{i}") for i in range(3)), key=lambda s: s.config_hash)
+    last = settings[-1]  # the key that pads a chunk of three
+    with KeyIndex(path) as index:
+        index.apply([_use(s) for s in settings])
+    _tamper(path, "configs", last.config_hash, sqlite3.Binary(b'{"provider": "\xff"}'))
+    with KeyIndex(path) as index:
+        index.apply([_use(s, uses=2) for s in settings])
+        assert [index.get(s.config_hash).uses for s in settings] == [3, 3, 2]  # type: ignore[union-attr]
+    conn = sqlite3.connect(path)
+    kept = conn.execute("SELECT key FROM meta WHERE key LIKE 'damaged:configs:%'").fetchall()
+    conn.close()
+    assert len(kept) == 1 and kept[0][0].startswith(f"damaged:configs:{last.config_hash}:")
+
+
 def _me() -> tuple[str, int]:
     import socket
 

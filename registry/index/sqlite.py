@@ -438,7 +438,8 @@ class SQLiteIndex(KeyIndex):
         step = self._params_per_statement()
         pairs: list[tuple[str, bytes]] = []
         for start in range(0, len(wanted), step):
-            part = _padded(wanted[start : start + step], wanted[-1])
+            chunk = wanted[start : start + step]
+            part = _padded(chunk, chunk[-1])
             found = self._conn.execute(
                 f"SELECT CAST(json_group_array(json_array(CAST(t.key AS TEXT), CAST(t.value AS TEXT))) AS BLOB) "
                 f'FROM "{table}" AS t WHERE t.key IN ({",".join(["?"] * len(part))})',
@@ -447,7 +448,7 @@ class SQLiteIndex(KeyIndex):
             try:
                 pairs.extend((key, value.encode()) for key, value in _decode(found))
             except (BadRowError, TypeError, ValueError, AttributeError):  # a value that is not UTF-8: row by row
-                for key in part:
+                for key in chunk:  # each key once: a damaged row is kept aside once
                     row = self._conn.execute(f'SELECT CAST(value AS BLOB) FROM "{table}" WHERE key = ?', (key,))
                     value = row.fetchone()
                     if value is not None:
@@ -957,9 +958,9 @@ _CONFIG_SHAPE = (
 
 _MAX_PARAMS = 1_024  # bound parameters per statement of a batch: 512 rows of (key, value), or 1,024 keys read
 _WRITER_CACHE_KIB = 512
-"""Page cache of the recorder's connection (KiB; SQLite's default is 2,000): it lives as long as the
-process, and its writes touch few pages, mostly the newest end of each table and the OS page cache
-serves the rest."""
+"""Page cache of the recorder's connection (KiB; SQLite's default is 2,000). It lives as long as the
+process; keys are hashes, so a batch touches pages all over each table and a bigger cache would hold
+few of the next batch's: those are read again from the OS page cache."""
 
 
 def _is_hash(key: bytes) -> bool:
