@@ -5,15 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from registry.errors import MissingCredentialsError
-from registry.providers import openai as openai_builder
 from registry.providers._common import provider_source, sdk_arguments
 from registry.providers._logging import hide_query_credentials
 from registry.providers._shared import seal, shared_class
+from registry.providers.openai import HTTP_LIBRARY as HTTP_LIBRARY  # the openai SDK's, this builder's too
 from registry.providers.openai import family_arguments, pin
 from schemas import AzureOpenAISettings
-
-HTTP_LIBRARY = openai_builder.HTTP_LIBRARY
-"""The openai SDK's: ``httpx2`` for openai 3, ``httpx`` for openai 1.x and 2.x."""
 
 
 def build(settings: AzureOpenAISettings, http_client: Any, *, is_async: bool) -> Any:
